@@ -1,0 +1,40 @@
+# cxloop: `make run` builds the whole platform on the embedded default; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.8
+HOST ?= 127.0.0.1
+DAGSTER_PORT ?= 3000
+MLFLOW_PORT ?= 5000
+
+export CXLOOP_HOME := $(CURDIR)
+
+.PHONY: venv run test ui clean-data help
+
+help:
+	@echo "make run    set up, simulate a shop if the landing dir is empty, materialize every asset, print a summary"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make ui     Dagster UI (and MLflow UI) on $(HOST)"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/cxloop run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+ui: $(STAMP)
+	$(BIN)/cxloop ui --host $(HOST) --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)
+
+clean-data:
+	rm -rf data

@@ -1,0 +1,101 @@
+"""One settings object that resolves every path and secret cxloop uses.
+
+Everything comes from environment variables with defaults under the project's `data/` folder, so the
+embedded default needs no configuration and a deployment changes only its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("events", "customers", "orders", "payments", "tickets", "reviews", "surveys")
+
+
+def _path(env: str, default: Path) -> Path:
+    value = os.environ.get(env)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Paths and secrets of one cxloop installation.
+
+    `home` is the root of everything cxloop writes; the rest default to folders under it.
+    """
+
+    home: Path
+    landing_dir: Path
+    warehouse: Path
+    pii_db: Path
+    serving_dir: Path
+    dagster_home: Path
+    mlflow_dir: Path
+    dbt_project_dir: Path
+    dbt_target: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        home = _path("CXLOOP_HOME", PROJECT_ROOT)
+        data = _path("CXLOOP_DATA_DIR", home / "data")
+        return cls(
+            home=home,
+            landing_dir=_path("CXLOOP_LANDING_DIR", data / "landing"),
+            warehouse=_path("CXLOOP_WAREHOUSE", data / "warehouse" / "cxloop.duckdb"),
+            pii_db=_path("CXLOOP_PII_DB", data / "restricted" / "pii.duckdb"),
+            serving_dir=_path("CXLOOP_SERVING_DIR", data / "serving"),
+            dagster_home=_path("DAGSTER_HOME", data / "dagster"),
+            mlflow_dir=_path("CXLOOP_MLFLOW_DIR", data / "mlflow"),
+            dbt_project_dir=PROJECT_ROOT / "dbt_project",
+            dbt_target=os.environ.get("CXLOOP_DBT_TARGET", "duckdb"),
+        )
+
+    @property
+    def truth_dir(self) -> Path:
+        """Where the simulator writes its truth file next to a simulated landing directory."""
+        return self.landing_dir.parent / "truth"
+
+    @property
+    def key_file(self) -> Path:
+        return self.pii_db.parent / "pseudonym.key"
+
+    def pseudonym_key(self) -> bytes:
+        """The HMAC key for pseudonyms: `CXLOOP_PSEUDONYM_KEY`, else a random key generated once.
+
+        The generated key lives beside the restricted PII store (mode 0600) and never in the repository or in
+        dbt's target folder; production deployments set the env var from their secret store.
+        """
+        env_key = os.environ.get("CXLOOP_PSEUDONYM_KEY")
+        if env_key:
+            return env_key.encode("utf-8")
+        if not self.key_file.exists():
+            self.key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return self.key_file.read_text().strip().encode("utf-8")
+
+    def environ(self) -> dict[str, str]:
+        """The variables a child process (dbt, the Dagster webserver) needs to see the same installation."""
+        return {
+            "CXLOOP_HOME": str(self.home),
+            "CXLOOP_LANDING_DIR": str(self.landing_dir),
+            "CXLOOP_WAREHOUSE": str(self.warehouse),
+            "CXLOOP_PII_DB": str(self.pii_db),
+            "CXLOOP_SERVING_DIR": str(self.serving_dir),
+            "DAGSTER_HOME": str(self.dagster_home),
+            "CXLOOP_MLFLOW_DIR": str(self.mlflow_dir),
+        }
+
+    def ensure_dirs(self) -> None:
+        for path in (self.warehouse.parent, self.pii_db.parent, self.serving_dir, self.dagster_home,
+                     self.mlflow_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    """Read the settings now; cheap, so callers re-read rather than cache across env changes (tests)."""
+    return Settings.from_env()

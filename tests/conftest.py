@@ -1,0 +1,38 @@
+"""Shared fixtures: every test gets its own cxloop installation under a temporary folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from orchestration.lib.settings import Settings, get_settings
+
+TEST_KEY = "cxloop-test-key"
+ENV_VARS = ("CXLOOP_HOME", "CXLOOP_DATA_DIR", "CXLOOP_LANDING_DIR", "CXLOOP_WAREHOUSE", "CXLOOP_PII_DB",
+            "CXLOOP_SERVING_DIR", "DAGSTER_HOME", "CXLOOP_MLFLOW_DIR", "CXLOOP_PSEUDONYM_KEY")
+
+
+def use_installation(monkeypatch: pytest.MonkeyPatch, root: Path) -> Settings:
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("CXLOOP_DATA_DIR", str(root))
+    monkeypatch.setenv("DAGSTER_HOME", str(root / "dagster"))
+    monkeypatch.setenv("CXLOOP_PSEUDONYM_KEY", TEST_KEY)
+    settings = get_settings()
+    settings.ensure_dirs()
+    return settings
+
+
+@pytest.fixture
+def cx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A fresh, empty installation (landing, warehouse, PII store, Dagster home) under tmp_path."""
+    return use_installation(monkeypatch, tmp_path / "cx")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_telemetry():
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    yield
