@@ -36,3 +36,14 @@ def _no_telemetry():
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     yield
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`dbt parse` once per session, as `cxloop prepare` does before any run."""
+    from orchestration.cli import prepare
+
+    with pytest.MonkeyPatch.context() as mp:
+        settings = use_installation(mp, tmp_path_factory.mktemp("prepare"))
+        prepare(settings, quiet=True)
+        return settings.dbt_project_dir / "target" / "manifest.json"

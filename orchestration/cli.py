@@ -1,0 +1,165 @@
+"""`cxloop`: prepare the project, run the platform once, open the UIs.
+
+`cxloop run` is what `make run` calls: it prepares the dbt manifest and the Dagster instance, fills an empty
+landing directory with a simulated shop, executes `platform_job` (every asset) through Dagster against the
+local instance, so the run shows in the UI, and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from orchestration.lib.settings import PROJECT_ROOT, Settings, get_settings
+
+DEMO_CUSTOMERS = 2000
+DEMO_DAYS = 120
+DEMO_SEED = 7
+
+
+def prepare(settings: Settings, quiet: bool = False) -> None:
+    """Directories, the Dagster instance config, and the dbt manifest (`dbt parse`)."""
+    settings.ensure_dirs()
+    instance_yaml = settings.dagster_home / "dagster.yaml"
+    if not instance_yaml.exists():
+        shutil.copy(PROJECT_ROOT / "orchestration" / "dagster.yaml", instance_yaml)
+    dbt = Path(sys.executable).with_name("dbt")
+    cmd = [str(dbt), "parse", "--project-dir", str(settings.dbt_project_dir),
+           "--profiles-dir", str(settings.dbt_project_dir), "--target", settings.dbt_target, "--quiet"]
+    proc = subprocess.run(cmd, env={**os.environ, **settings.environ()}, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"dbt parse failed (exit {proc.returncode})")
+    if not quiet:
+        print(f"prepared: dbt manifest in {settings.dbt_project_dir / 'target'}, "
+              f"Dagster instance in {settings.dagster_home}")
+
+
+def landing_is_empty(settings: Settings) -> bool:
+    root = settings.landing_dir
+    return not root.exists() or not any(p.is_file() for p in root.rglob("*"))
+
+
+def simulate_if_empty(settings: Settings, customers: int, days: int, seed: int) -> bool:
+    if not landing_is_empty(settings):
+        print(f"landing: using existing files in {settings.landing_dir}")
+        return False
+    import simulator
+
+    print(f"landing: {settings.landing_dir} is empty; simulating a shop "
+          f"({customers} customers, {days} days, seed {seed})")
+    simulator.generate(customers=customers, days=days, seed=seed, out=settings.landing_dir,
+                       truth=settings.truth_dir)
+    return True
+
+
+def load_definitions():
+    from orchestration.definitions import defs
+
+    return defs() if callable(defs) else defs
+
+
+def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = None):
+    """Run a job in process against the local Dagster instance, returning the Dagster result."""
+    import dagster as dg
+
+    os.environ.update(settings.environ())
+    definitions = load_definitions()
+    job = definitions.resolve_job_def(job_name)
+    with dg.DagsterInstance.get() as instance:
+        return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags or {})
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from orchestration.lib.summary import print_summary
+
+    settings = get_settings()
+    started = time.monotonic()
+    prepare(settings)
+    simulate_if_empty(settings, args.customers, args.days, args.seed)
+    print(f"running {args.job} (every asset) in process; follow it in the Dagster UI with `make ui`")
+    result = execute(args.job, settings, tags={"cxloop/trigger": "cli"})
+    print_summary(settings, result, elapsed=time.monotonic() - started)
+    return 0 if result.success else 1
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    prepare(get_settings())
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from orchestration.lib.summary import print_summary
+
+    print_summary(get_settings(), None, elapsed=None)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Dagster (webserver + daemon) and, once a tracking store exists, MLflow; both on `--host` only."""
+    settings = get_settings()
+    prepare(settings, quiet=True)
+    env = {**os.environ, **settings.environ()}
+    bin_dir = Path(sys.executable).parent
+    procs = [subprocess.Popen(
+        [str(bin_dir / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
+         "-h", args.host, "-p", str(args.dagster_port)], env=env, cwd=PROJECT_ROOT)]
+    print(f"Dagster UI: http://{args.host}:{args.dagster_port}")
+    mlflow_db = settings.mlflow_dir / "mlflow.db"
+    if mlflow_db.exists():
+        procs.append(subprocess.Popen(
+            [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{mlflow_db}",
+             "--host", args.host, "--port", str(args.mlflow_port)], env=env, cwd=PROJECT_ROOT))
+        print(f"MLflow UI: http://{args.host}:{args.mlflow_port}")
+    else:
+        print("MLflow UI: not started (no tracking store yet; it appears after models are trained)")
+    print("Ctrl-C stops both.")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cxloop", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="prepare, simulate if the landing dir is empty, run every asset, summarize")
+    run.add_argument("--customers", type=int, default=DEMO_CUSTOMERS)
+    run.add_argument("--days", type=int, default=DEMO_DAYS)
+    run.add_argument("--seed", type=int, default=DEMO_SEED)
+    run.add_argument("--job", default="platform_job")
+    run.set_defaults(func=cmd_run)
+
+    sub.add_parser("prepare", help="dbt parse and Dagster instance config").set_defaults(func=cmd_prepare)
+    sub.add_parser("summary", help="print the summary of the current warehouse").set_defaults(func=cmd_summary)
+
+    ui = sub.add_parser("ui", help="Dagster UI and MLflow UI on localhost")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--dagster-port", type=int, default=3000)
+    ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Great Expectations suites (in `expectations/`) as blocking Dagster asset checks on every raw source and mart.
+
+A raw check validates the rows its asset loaded in the same run (earlier loads were checked when they
+arrived), so its cost follows the delivery, not the history. A mart check validates the whole mart. An
+error-severity failure blocks everything downstream; the check's metadata names each rule, its count and a
+PII-free sample. An expectation that raises is reported as an error, never as a pass.
+"""
+
+import dagster as dg
+from dagster_dbt import get_asset_key_for_model
+
+from orchestration.defs.ingest.assets import WAREHOUSE_POOL
+from orchestration.defs.transform.assets import cxloop_dbt_models
+from orchestration.lib.dbt import dbt_project, mart_names
+from orchestration.lib.settings import SOURCES, get_settings
+from orchestration.lib.warehouse import connect, table_exists
+
+
+def _result(outcome) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.WARN if outcome.severity == "warn" else dg.AssetCheckSeverity.ERROR
+    metadata = outcome.to_metadata()
+    metadata["summary"] = dg.MetadataValue.text(metadata["summary"])
+    return dg.AssetCheckResult(passed=outcome.success, severity=severity, metadata=metadata,
+                               description=outcome.summary()[:1000])
+
+
+def _raw_check(source: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", source]),
+        name=f"raw_{source}_meets_expectations",
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=f"The `raw.{source}` rows loaded in this run pass the `raw.{source}` Great Expectations "
+                    "suite (columns, types, keys present, accepted values, ranges). Blocks the dbt build.",
+    )
+    def raw_source_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from expectations import suite_for, validate
+
+        with connect(get_settings(), read_only=True) as con:
+            frame = con.execute(f"select * from raw.{source} where _load_id = ?", [context.run_id]).df()
+        if frame.empty:
+            return dg.AssetCheckResult(passed=True, metadata={"rows": 0, "summary": "no rows loaded in this run"})
+        return _result(validate(frame, suite_for("raw", source)))
+
+    return raw_source_check
+
+
+def _mart_check(mart: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=get_asset_key_for_model([cxloop_dbt_models], mart),
+        name=f"{mart}_meets_expectations",
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=f"The `{mart}` mart passes its Great Expectations suite (primary key, ranges, "
+                    "consistency between columns). Blocks publishing the serving snapshot.",
+    )
+    def mart_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        from expectations import suite_for, validate
+
+        with connect(get_settings(), read_only=True) as con:
+            if not table_exists(con, "marts", mart):
+                return dg.AssetCheckResult(passed=False, metadata={"summary": f"marts.{mart} does not exist"})
+            frame = con.execute(f"select * from marts.{mart}").df()
+        return _result(validate(frame, suite_for("marts", mart)))
+
+    return mart_check
+
+
+raw_checks = [_raw_check(source) for source in SOURCES]
+mart_checks = [_mart_check(mart) for mart in mart_names(dbt_project())]

@@ -1,0 +1,95 @@
+"""The short report `cxloop run` prints: rows per mart, checks, quarantine, and where to look next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestration.lib.settings import Settings
+from orchestration.lib.warehouse import connect, table_exists
+
+
+@dataclass
+class CheckTally:
+    passed: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (name, severity)
+
+
+def check_tally(result) -> CheckTally:
+    tally = CheckTally()
+    if result is None:
+        return tally
+    for evaluation in result.get_asset_check_evaluations():
+        key = evaluation.asset_check_key
+        name = f"{key.asset_key.to_user_string()}:{key.name}"
+        if evaluation.passed:
+            tally.passed.append(name)
+        else:
+            tally.failed.append((name, evaluation.severity.value))
+    return tally
+
+
+def materialized_keys(result) -> set[str]:
+    if result is None:
+        return set()
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str]:
+    from orchestration.lib.dbt import dbt_project, mart_names
+
+    lines: list[str] = []
+    if result is not None:
+        status = "succeeded" if result.success else "FAILED"
+        took = f" in {elapsed:.0f} s" if elapsed is not None else ""
+        lines.append(f"cxloop run {result.run_id[:8]} {status}{took}")
+    marts = mart_names(dbt_project())
+    done = materialized_keys(result)
+    with connect(settings, read_only=True) as con:
+        counts = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0]
+                  for m in marts if table_exists(con, "marts", m)}
+        present = [s for s in ("events", "customers", "orders", "payments", "tickets", "reviews", "surveys")
+                   if table_exists(con, "raw", s) and con.execute(f"select count(*) > 0 from raw.{s}").fetchone()[0]]
+        quarantine = []
+        if table_exists(con, "marts", "quarantine"):
+            quarantine = con.execute(
+                "select stage, rule, count(*) from marts.quarantine group by all order by 3 desc, 2").fetchall()
+        elif table_exists(con, "raw", "quarantine"):
+            quarantine = con.execute(
+                "select 'ingest', rule, count(*) from raw.quarantine group by all order by 3 desc, 2").fetchall()
+    lines.append(f"sources with data: {', '.join(present) or 'none'}")
+    lines.append("marts (rows):")
+    for mart in marts:
+        if result is not None and f"marts/{mart}" not in done and not any(k.endswith(f"/{mart}") for k in done):
+            lines.append(f"  {mart:<20} skipped (needs a source with no data)")
+        elif mart in counts:
+            lines.append(f"  {mart:<20} {counts[mart]:>10,}")
+        else:
+            lines.append(f"  {mart:<20} not built")
+    tally = check_tally(result)
+    if result is not None:
+        lines.append(f"checks: {len(tally.passed)} passed, {len(tally.failed)} failed")
+        for name, severity in tally.failed:
+            lines.append(f"  FAILED [{severity}] {name}")
+    total_q = sum(n for _, _, n in quarantine)
+    by_stage: dict[str, int] = {}
+    for stage, _, n in quarantine:
+        by_stage[stage] = by_stage.get(stage, 0) + n
+    stages = ", ".join(f"{s} {n}" for s, n in sorted(by_stage.items()))
+    lines.append(f"rows quarantined: {total_q:,}" + (f" ({stages})" if stages else ""))
+    for stage, rule, n in quarantine[:12]:
+        lines.append(f"  {n:>7,}  {rule}  [{stage}]")
+    if len(quarantine) > 12:
+        lines.append(f"  ... {len(quarantine) - 12} more rules: select * from marts.quarantine")
+    lines += [
+        "next:",
+        "  make ui                      Dagster UI on http://127.0.0.1:3000 (runs, lineage, checks)",
+        f"  serving snapshot             {settings.serving_dir / 'current'}/<mart>.parquet",
+        f"  warehouse (DuckDB)           {settings.warehouse}",
+        "  quarantine                   marts.quarantine (file, line, rule for every held-back row)",
+        "  docs                         docs/data-contract.md, docs/architecture.md, docs/operations.md",
+    ]
+    return lines
+
+
+def print_summary(settings: Settings, result, elapsed: float | None) -> None:
+    print("\n".join(summary_lines(settings, result, elapsed)))

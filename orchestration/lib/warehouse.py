@@ -1,0 +1,58 @@
+"""Short-lived connections to the embedded warehouse, and the Parquet files published for readers.
+
+DuckDB lets one process hold a database file at a time, so every holder opens late and closes early, and
+everything that only reads (sensors, UIs, reports) reads Parquet published here instead of the live file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from orchestration.lib.settings import SOURCES, Settings
+
+
+@contextmanager
+def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    settings.ensure_dirs()
+    con = duckdb.connect(str(settings.warehouse), read_only=read_only)
+    try:
+        con.execute("set timezone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def present_sources(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Sources with at least one loaded row; the others are absent and their marts are skipped."""
+    tables = {r[0] for r in con.execute(
+        "select table_name from information_schema.tables where table_schema = 'raw'").fetchall()}
+    return [s for s in SOURCES if s in tables and con.execute(f"select count(*) > 0 from raw.{s}").fetchone()[0]]
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, name]).fetchone()[0])
+
+
+def publish_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path, params=None) -> None:
+    """Write a query's result to `target` atomically: readers see the old file or the new one, never half."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    con.execute(f"copy ({query}) to '{tmp}' (format parquet)", params or [])
+    os.replace(tmp, target)
+
+
+def ledger_path(settings: Settings) -> Path:
+    return settings.serving_dir / "ledger" / "loaded_files.parquet"
+
+
+def publish_ledger(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """The loaded-files ledger for the landing sensor, which must not open the warehouse."""
+    publish_parquet(con, "select source, _file, sha256, size_bytes, status from raw.loaded_files",
+                    ledger_path(settings))
