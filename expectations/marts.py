@@ -1,0 +1,179 @@
+"""Suites for the marts (`marts.<model>`), the tables dashboards, models and activation read.
+
+dbt's contracts already fix each mart's column types and its `unique`/`not_null` tests guard the grain inside
+the build; these suites re-check the grain on what was materialised and add the invariants dbt tests do not
+express: rates within [0, 1], NPS within [-100, 100], RFM scores 1-5, counts and money never negative, parts
+never above their whole, ends never before their starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from expectations.raw import CURRENCY_CODE, ORDER_CHANNELS, ORDER_STATUSES, PAYMENT_STATUSES, SOURCES
+from expectations.suite import (
+    Rule,
+    Suite,
+    accepted_values,
+    at_least,
+    between,
+    columns_present,
+    matches,
+    non_negative,
+    not_null,
+    primary_key,
+    rate,
+)
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_key", "first_seen_at", "signup_at", "country", "city", "birth_year",
+                  "acquisition_channel", "marketing_consent", "cohort_month", "orders_count", "completed_orders",
+                  "gross_revenue_usd", "refunded_usd", "net_revenue_usd", "first_order_at", "last_order_at",
+                  "recency_days", "frequency", "monetary_usd", "r_score", "f_score", "m_score", "rfm_score",
+                  "rfm_segment"),
+    "orders": ("order_id", "customer_key", "ordered_at", "order_date", "status", "channel", "currency",
+               "total_amount", "discount_amount", "items", "total_usd", "net_usd", "is_completed", "is_refunded",
+               "is_cancelled", "payment_attempts", "payment_failures", "paid_amount", "last_payment_status",
+               "updated_at"),
+    "sessions": ("session_id", "anonymous_id", "customer_key", "session_start_at", "session_end_at",
+                 "session_date", "duration_seconds", "events_count", "page_views", "channel", "landing_page",
+                 "referrer", "campaign_source", "campaign_medium", "campaign_name", "device_type", "converted",
+                 "orders_count", "revenue_usd"),
+    "identity_links": ("anonymous_id", "customer_key", "first_identified_at", "devices_for_customer",
+                       "conflicting_customers"),
+    "kpi_daily": ("date", "sessions", "converted_sessions", "conversion_rate", "orders", "revenue_usd",
+                  "aov_usd", "payment_attempts", "payment_success_rate", "new_customers", "active_customers",
+                  "tickets", "csat_avg", "nps_responses", "nps"),
+    "funnel_daily": ("date", "channel", "viewed_users", "added_users", "checkout_users", "payment_users",
+                     "ordered_users", "view_to_add_rate", "add_to_checkout_rate", "checkout_to_payment_rate",
+                     "payment_to_order_rate", "view_to_order_rate"),
+    "cohort_retention": ("cohort_month", "months_since", "cohort_size", "active_customers", "retention_rate",
+                         "revenue_usd"),
+    "quarantine": ("source", "_file", "_line", "rule", "message", "raw_text", "stage", "_delivery_date"),
+}
+
+GRAIN: dict[str, tuple[str, ...]] = {
+    "customers": ("customer_key",),
+    "orders": ("order_id",),
+    "sessions": ("session_id",),
+    "identity_links": ("anonymous_id",),
+    "kpi_daily": ("date",),
+    "funnel_daily": ("date", "channel"),
+    "cohort_retention": ("cohort_month", "months_since"),
+    "quarantine": ("source", "_file", "_line", "rule"),
+}
+
+QUARANTINE_STAGES = ("ingest", "build")
+
+
+def _mart(model: str, rules: tuple[Rule, ...]) -> Suite:
+    """A mart suite: its columns and its grain, then the model's own invariants.
+
+    Samples locate rows by the grain; a grain that is a pseudonym (`customer_key`, `anonymous_id`) is hidden
+    by the runner, so those marts' samples show only the offending non-sensitive values.
+    """
+    base = (columns_present(model, COLUMNS[model]), *primary_key(model, GRAIN[model]))
+    return Suite(name=f"marts.{model}", rules=(*base, *rules), key=GRAIN[model])
+
+
+def customers() -> Suite:
+    t = "customers"
+    return _mart(t, (
+        *non_negative(t, "orders_count", "completed_orders", "gross_revenue_usd", "refunded_usd", "recency_days",
+                      "frequency"),
+        *(between(t, score, 1, 5) for score in ("r_score", "f_score", "m_score")),
+        at_least(t, "orders_count", "completed_orders", "at_least_completed_orders"),
+        at_least(t, "last_order_at", "first_order_at", "not_before_first_order_at"),
+    ))
+
+
+def orders() -> Suite:
+    t = "orders"
+    return _mart(t, (
+        *(not_null(t, column) for column in ("customer_key", "ordered_at", "order_date", "status")),
+        accepted_values(t, "status", ORDER_STATUSES),
+        accepted_values(t, "channel", ORDER_CHANNELS),
+        accepted_values(t, "last_payment_status", PAYMENT_STATUSES),
+        matches(t, "currency", CURRENCY_CODE, "accepted_values"),
+        *non_negative(t, "total_amount", "discount_amount", "items", "total_usd", "payment_attempts",
+                      "payment_failures", "paid_amount"),
+        at_least(t, "payment_attempts", "payment_failures", "at_least_payment_failures"),
+    ))
+
+
+def sessions() -> Suite:
+    t = "sessions"
+    return _mart(t, (
+        *(not_null(t, column) for column in ("session_start_at", "session_end_at", "session_date")),
+        at_least(t, "session_end_at", "session_start_at", "not_before_session_start_at"),
+        *non_negative(t, "duration_seconds", "page_views", "orders_count", "revenue_usd"),
+        between(t, "events_count", 1),
+        at_least(t, "events_count", "page_views", "at_least_page_views"),
+    ))
+
+
+def identity_links() -> Suite:
+    t = "identity_links"
+    return _mart(t, (
+        not_null(t, "customer_key"),
+        not_null(t, "first_identified_at"),
+        between(t, "devices_for_customer", 1),
+        *non_negative(t, "conflicting_customers"),
+    ))
+
+
+def kpi_daily() -> Suite:
+    t = "kpi_daily"
+    # Columns that need an absent source are null; range rules skip nulls.
+    return _mart(t, (
+        *non_negative(t, "sessions", "converted_sessions", "orders", "revenue_usd", "aov_usd", "payment_attempts",
+                      "new_customers", "active_customers", "tickets", "nps_responses"),
+        *rate(t, "conversion_rate", "payment_success_rate"),
+        between(t, "csat_avg", 1, 5),
+        between(t, "nps", -100, 100),
+        at_least(t, "sessions", "converted_sessions", "at_least_converted_sessions"),
+    ))
+
+
+def funnel_daily() -> Suite:
+    t = "funnel_daily"
+    return _mart(t, (
+        *non_negative(t, "viewed_users", "added_users", "checkout_users", "payment_users", "ordered_users"),
+        *rate(t, "view_to_add_rate", "add_to_checkout_rate", "checkout_to_payment_rate", "payment_to_order_rate",
+              "view_to_order_rate"),
+    ))
+
+
+def cohort_retention() -> Suite:
+    t = "cohort_retention"
+    month_zero: dict[str, Any] = {"months_since": 0}
+    return _mart(t, (
+        *non_negative(t, "months_since", "cohort_size", "active_customers", "revenue_usd"),
+        *rate(t, "retention_rate"),
+        at_least(t, "cohort_size", "active_customers", "at_least_active_customers"),
+        # Everyone in a cohort is active in the month that defines it. An empty cohort has no rate (null),
+        # which range rules skip, so this holds exactly where cohort_size > 0.
+        between(t, "retention_rate", 1, 1, check="month_zero_is_one", when=month_zero),
+    ))
+
+
+def quarantine() -> Suite:
+    t = "quarantine"
+    return _mart(t, (
+        accepted_values(t, "source", SOURCES),
+        accepted_values(t, "stage", QUARANTINE_STAGES),
+        not_null(t, "stage"),
+    ))
+
+
+SUITES: dict[str, Callable[[], Suite]] = {
+    "marts.customers": customers,
+    "marts.orders": orders,
+    "marts.sessions": sessions,
+    "marts.identity_links": identity_links,
+    "marts.kpi_daily": kpi_daily,
+    "marts.funnel_daily": funnel_daily,
+    "marts.cohort_retention": cohort_retention,
+    "marts.quarantine": quarantine,
+}
