@@ -65,7 +65,7 @@ def load_definitions():
     return defs() if callable(defs) else defs
 
 
-def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = None):
+def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = None, log_level: str = "WARNING"):
     """Run a job in process against the local Dagster instance, returning the Dagster result."""
     import dagster as dg
 
@@ -73,7 +73,13 @@ def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = Non
     definitions = load_definitions()
     job = definitions.resolve_job_def(job_name)
     with dg.DagsterInstance.get() as instance:
-        return job.execute_in_process(instance=instance, raise_on_error=False, tags=tags or {})
+        return job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            tags=tags or {},
+            # The full event stream is in the Dagster UI; the terminal gets warnings and the summary.
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -37,6 +37,10 @@ SUFFIXES = {"events": (".jsonl", ".jsonl.gz")}
 CSV_SUFFIXES = (".csv", ".csv.gz")
 TS_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)$"
 QUARANTINE_TEXT_LIMIT = 4096
+# Records staged and committed together; small files are batched because per-statement overhead dominates.
+BATCH_ROWS = 1_000_000
+TRUE_WORDS = "'true','1','yes','t','y'"
+BOOLEAN_WORDS = TRUE_WORDS + ",'false','0','no','f','n'"
 # JSON members whose values are personal data; masked in the quarantine copy of a broken line.
 PII_JSON_RE = re.compile(
     r'"(email|phone|first_name|last_name|firstName|lastName|name|ip|address)"\s*:\s*"(?:[^"\\]|\\.)*"?'
@@ -219,6 +223,23 @@ def _mask_json_text(text: str) -> str:
     return mask_text(masked) or ""
 
 
+# DuckDB's JSON reader accepts trailing commas, NaN and Infinity, which RFC 8259 does not. Lines that might
+# use them (a cheap byte search) are parsed strictly in Python; the rest are left to DuckDB.
+LENIENT_JSON_RE = re.compile(rb",\s*[}\]]|NaN|Infinity")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _strict_json(text: str) -> bool:
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return False
+    return True
+
+
 def _truncate(text: str) -> str:
     if len(text) <= QUARANTINE_TEXT_LIMIT:
         return text
@@ -237,6 +258,7 @@ class Ingestor:
         self.settings.ensure_dirs()
         con = duckdb.connect(str(self.settings.warehouse))
         con.execute("set timezone = 'UTC'")
+        con.execute("set enable_progress_bar = false")
         con.execute(f"attach '{self.settings.pii_db}' as pii")
         ensure_raw_schema(con)
         ensure_pii_schema(con)
@@ -260,6 +282,8 @@ class Ingestor:
             ).fetchall()
         }
         known_paths = {path for path, _ in known}
+        batch: list[tuple[LandedFile, str, pa.Table]] = []
+        batch_rows = 0
         for landed in files:
             sha = file_sha256(landed.path)
             if (landed.rel_path, sha) in known:
@@ -267,8 +291,20 @@ class Ingestor:
                 continue
             if landed.rel_path in known_paths:
                 result.files.append(self._record_changed(con, landed, sha))
+                known.add((landed.rel_path, sha))
                 continue
-            result.files.append(self._load_file(con, landed, sha))
+            data = _read_bytes(landed.path)
+            parsed = self._parse_events(landed, data) if source == "events" else self._parse_csv(landed, data)
+            if isinstance(parsed, tuple):
+                result.files.append(self._record_rejected(con, landed, sha, data, *parsed))
+                continue
+            batch.append((landed, sha, parsed))
+            batch_rows += parsed.num_rows
+            if batch_rows >= BATCH_ROWS:
+                result.files.extend(self._load_batch(con, source, batch))
+                batch, batch_rows = [], 0
+        if batch:
+            result.files.extend(self._load_batch(con, source, batch))
         return result
 
     def _record_changed(self, con: duckdb.DuckDBPyConnection, landed: LandedFile, sha: str) -> FileResult:
@@ -284,6 +320,23 @@ class Ingestor:
         return FileResult(landed.source, landed.rel_path, landed.delivery_date, "changed", 0, 1,
                           {"file.immutable": 1})
 
+    def _record_rejected(self, con, landed: LandedFile, sha: str, data: bytes, rule: str, message: str
+                         ) -> FileResult:
+        """A file that cannot be read as its source (no header, missing columns): one quarantine row."""
+        head = data[:QUARANTINE_TEXT_LIMIT].decode("utf-8", errors="replace")
+        con.execute("delete from pii.quarantine_raw where source = ? and _file = ?",
+                    [landed.source, landed.rel_path])
+        con.execute("insert into pii.quarantine_raw values (?, ?, 1, ?, ?, ?)",
+                    [landed.source, landed.rel_path, rule, head, self.loaded_at])
+        con.begin()
+        con.execute(
+            "insert into raw.quarantine values (?, ?, 1, ?, ?, null, ?, ?, ?)",
+            [landed.source, landed.rel_path, rule, message, landed.delivery_date, self.loaded_at, self.load_id],
+        )
+        self._ledger(con, landed, sha, 0, 1, "rejected")
+        con.commit()
+        return FileResult(landed.source, landed.rel_path, landed.delivery_date, "rejected", 0, 1, {rule: 1})
+
     def _ledger(self, con, landed: LandedFile, sha: str, loaded: int, quarantined: int, status: str) -> None:
         con.execute(
             "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -291,186 +344,181 @@ class Ingestor:
              status, self.loaded_at, self.load_id],
         )
 
-    def _load_file(self, con: duckdb.DuckDBPyConnection, landed: LandedFile, sha: str) -> FileResult:
-        data = _read_bytes(landed.path)
-        if landed.source == "events":
-            staged = self._stage_events(con, data)
-        else:
-            staged = self._stage_csv(con, landed, data)
-        select_sql, header_rule = staged
-        result = FileResult(landed.source, landed.rel_path, landed.delivery_date, "loaded")
-        meta = [landed.rel_path, landed.delivery_date, self.loaded_at, self.load_id]
+    def _load_batch(self, con: duckdb.DuckDBPyConnection, source: str,
+                    batch: list[tuple[LandedFile, str, pa.Table]]) -> list[FileResult]:
+        """Stage several parsed files at once and commit them in one transaction.
 
-        if header_rule is not None:
-            rule, message = header_rule
-            result.status = "rejected"
-            self._write_pii_quarantine(con, landed, [(1, rule, data[:QUARANTINE_TEXT_LIMIT].decode(
-                "utf-8", errors="replace"))])
-            con.begin()
-            con.execute(
-                "insert into raw.quarantine values (?, ?, 1, ?, ?, null, ?, ?, ?)",
-                [landed.source, landed.rel_path, rule, message, landed.delivery_date, self.loaded_at,
-                 self.load_id],
-            )
-            self._ledger(con, landed, sha, 0, 1, "rejected")
-            con.commit()
-            result.rows_quarantined = 1
-            result.rules = {rule: 1}
-            return result
-
-        # PII map and unmasked quarantine text go to the restricted store before the warehouse commit.
-        self._write_pii(con, landed)
-        bad = con.execute(
-            "select _line, _violations[1], _raw from _checked where len(_violations) > 0 order by _line"
-        ).fetchall()
-        self._write_pii_quarantine(con, landed, bad)
-
-        con.begin()
+        Per-statement overhead dominates for small files, so files are staged together; the transaction
+        still covers every file of the batch whole (rows, quarantine and ledger), so a crash leaves each
+        file either loaded or not.
+        """
+        table = pa.concat_tables([t for _, _, t in batch], promote_options="permissive")
+        con.register("_records_arrow", table)
+        con.execute("create or replace temp table _records as select * from _records_arrow")
+        con.unregister("_records_arrow")
+        del table
+        select_sql = self._stage_events_sql(con) if source == "events" else self._stage_csv_sql(con, source)
         try:
-            cols = ", ".join(f'"{n}"' for n, _ in contract.raw_columns(landed.source)[:-5])
-            con.execute(
-                f"""
-                insert into raw.{landed.source}
-                select {cols}, ?::varchar, _line, ?::date, ?::timestamp, ?::varchar
-                from ({select_sql}) where len(_violations) = 0 order by _line
-                """,
-                meta,
-            )
-            result.rows_loaded = con.execute("select count(*) from _checked where len(_violations) = 0"
-                                             ).fetchone()[0]
-            con.execute(
-                """
-                insert into raw.quarantine
-                select ?, ?::varchar, _line, _violations[1], array_to_string(_messages, '; '), _raw_masked,
-                       ?::date, ?::timestamp, ?::varchar
-                from _checked where len(_violations) > 0 order by _line
-                """,
-                [landed.source] + meta,
-            )
-            for rule, n in con.execute(
-                "select _violations[1], count(*) from _checked where len(_violations) > 0 group by 1"
+            # The PII map and the unmasked text of bad rows go to the restricted store before the warehouse
+            # commit; both writes are idempotent, so a crash in between loses nothing.
+            self._write_pii(con)
+            self._write_pii_quarantine(con, source, [landed.rel_path for landed, _, _ in batch])
+            counts = {
+                (f, ok): n for f, ok, n in con.execute(
+                    "select _file, len(_violations) = 0, count(*) from _checked group by all").fetchall()
+            }
+            rules: dict[str, dict[str, int]] = {}
+            for f, rule, n in con.execute(
+                "select _file, _violations[1], count(*) from _checked where len(_violations) > 0 group by all"
             ).fetchall():
-                result.rules[rule] = n
-            result.rows_quarantined = sum(result.rules.values())
-            self._ledger(con, landed, sha, result.rows_loaded, result.rows_quarantined, "loaded")
-            con.commit()
-        except Exception:
-            con.rollback()
-            raise
+                rules.setdefault(f, {})[rule] = n
+            con.begin()
+            try:
+                cols = ", ".join(f'"{n}"' for n, _ in contract.raw_columns(source)[:-5])
+                con.execute(
+                    f"""
+                    insert into raw.{source}
+                    select {cols}, _file, _line, _delivery_date, ?::timestamp, ?::varchar
+                    from ({select_sql}) where len(_violations) = 0 order by _file, _line
+                    """,
+                    [self.loaded_at, self.load_id],
+                )
+                con.execute(
+                    """
+                    insert into raw.quarantine
+                    select ?, _file, _line, _violations[1], array_to_string(_messages, '; '), _raw_masked,
+                           _delivery_date, ?::timestamp, ?::varchar
+                    from _checked where len(_violations) > 0 order by _file, _line
+                    """,
+                    [source, self.loaded_at, self.load_id],
+                )
+                results = []
+                for landed, sha, _ in batch:
+                    loaded = counts.get((landed.rel_path, True), 0)
+                    quarantined = counts.get((landed.rel_path, False), 0)
+                    self._ledger(con, landed, sha, loaded, quarantined, "loaded")
+                    results.append(FileResult(source, landed.rel_path, landed.delivery_date, "loaded", loaded,
+                                              quarantined, rules.get(landed.rel_path, {})))
+                con.commit()
+            except Exception:
+                con.rollback()
+                raise
         finally:
-            con.execute("drop table if exists _checked")
-            con.execute("drop table if exists _records")
-        return result
+            for temp in ("_checked", "_records", "_pii"):
+                con.execute(f"drop table if exists {temp}")
+        return results
 
-    def _write_pii(self, con: duckdb.DuckDBPyConnection, landed: LandedFile) -> None:
-        """Add new (kind, pseudonym, value) pairs of this file to the restricted store."""
-        pairs = con.execute("select count(*) from _pii").fetchone()[0]
-        if pairs:
-            con.execute(
-                """
-                insert into pii.identities
-                select distinct kind, hash, value, ?, ?::timestamp from _pii p
-                where not exists (select 1 from pii.identities i where i.kind = p.kind and i.hash = p.hash)
-                """,
-                [landed.rel_path, self.loaded_at],
-            )
-        con.execute("drop table if exists _pii")
-
-    def _write_pii_quarantine(self, con, landed: LandedFile, rows: list[tuple[int, str, str]]) -> None:
-        if not rows:
-            return
+    def _write_pii(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Add new (kind, pseudonym, value) pairs to the restricted store."""
         con.execute(
-            "delete from pii.quarantine_raw where source = ? and _file = ?", [landed.source, landed.rel_path]
-        )
-        con.executemany(
-            "insert into pii.quarantine_raw values (?, ?, ?, ?, ?, ?)",
-            [(landed.source, landed.rel_path, line, rule, raw, self.loaded_at) for line, rule, raw in rows],
+            """
+            insert into pii.identities
+            select kind, hash, any_value(value), min(_file), ?::timestamp from _pii p
+            where not exists (select 1 from pii.identities i where i.kind = p.kind and i.hash = p.hash)
+            group by kind, hash
+            """,
+            [self.loaded_at],
         )
 
-    def _stage_csv(self, con: duckdb.DuckDBPyConnection, landed: LandedFile, data: bytes):
+    def _write_pii_quarantine(self, con, source: str, files: list[str]) -> None:
+        con.execute("delete from pii.quarantine_raw where source = ? and list_contains(?, _file)",
+                    [source, files])
+        con.execute(
+            """
+            insert into pii.quarantine_raw
+            select ?, _file, _line, _violations[1], _raw, ?::timestamp
+            from _checked where len(_violations) > 0
+            """,
+            [source, self.loaded_at],
+        )
+
+    def _parse_csv(self, landed: LandedFile, data: bytes) -> pa.Table | tuple[str, str]:
+        """Records of a CSV file as strings, with start line, raw text and field-count and encoding flags."""
         spec = contract.CSV_SOURCES[landed.source]
-        lines = _split_lines(data)
-        records = _csv_records(lines)
+        records = _csv_records(_split_lines(data))
         first = next(records, None)
         if first is None:
-            return None, (f"{spec.name}.header", "file is empty: no header row")
+            return f"{spec.name}.header", "file is empty: no header row"
         header = [h.strip().lstrip("\ufeff") for h in first[1]]
         missing = [c for c in spec.header_required if c not in header]
         if missing:
-            return None, (f"{spec.name}.header", f"header lacks required columns: {', '.join(missing)}")
+            return f"{spec.name}.header", f"header lacks required columns: {', '.join(missing)}"
         index = {name: i for i, name in enumerate(header)}
         values: dict[str, list] = {c.name: [] for c in spec.columns}
         line_no: list[int] = []
         raws: list[str] = []
         enc_ok: list[bool] = []
         width_ok: list[bool] = []
+        width = len(header)
         for start, fields, raw, ok in records:
             line_no.append(start)
             raws.append(raw.rstrip("\r\n"))
             enc_ok.append(ok)
-            width_ok.append(len(fields) == len(header))
+            aligned = len(fields) == width
+            width_ok.append(aligned)
             for column in spec.columns:
                 i = index.get(column.name)
-                value = fields[i] if i is not None and i < len(fields) and len(fields) == len(header) else None
-                values[column.name].append(value if value not in ("", None) else None)
-        table = pa.table(
-            {"_line": pa.array(line_no, pa.int64()), "_raw": pa.array(raws, pa.string()),
-             "_enc_ok": pa.array(enc_ok, pa.bool_()), "_width_ok": pa.array(width_ok, pa.bool_()),
-             **{k: pa.array(v, pa.string()) for k, v in values.items()}}
-        )
-        con.register("_records_arrow", table)
-        con.execute("create or replace temp table _records as select * from _records_arrow")
-        con.unregister("_records_arrow")
+                value = fields[i] if aligned and i is not None else None
+                values[column.name].append(value if value else None)
+        n = len(line_no)
+        return pa.table({
+            "_file": pa.array([landed.rel_path] * n, pa.string()),
+            "_delivery_date": pa.array([landed.delivery_date] * n, pa.date32()),
+            "_line": pa.array(line_no, pa.int64()),
+            "_raw": pa.array(raws, pa.large_string()),
+            "_enc_ok": pa.array(enc_ok, pa.bool_()),
+            "_width_ok": pa.array(width_ok, pa.bool_()),
+            "_width": pa.array([width] * n, pa.int32()),
+            **{k: pa.array(v, pa.string()) for k, v in values.items()},
+        })
 
+    def _stage_csv_sql(self, con: duckdb.DuckDBPyConnection, source: str) -> str:
+        """Check every rule of the source in one pass; returns the select that yields typed raw rows."""
+        spec = contract.CSV_SOURCES[source]
         checks: list[str] = [
             f"case when not _enc_ok then '{spec.name}.encoding' end",
             f"case when _enc_ok and not _width_ok then '{spec.name}.columns' end",
         ]
         messages: list[str] = [
             "case when not _enc_ok then 'record is not valid UTF-8' end",
-            "case when _enc_ok and not _width_ok then 'record has ' || "
-            f"'a different number of fields than the header ({len(header)})' end",
+            "case when _enc_ok and not _width_ok then "
+            "'record has a different number of fields than the header (' || _width || ')' end",
         ]
         outputs: list[str] = []
+        ok = "_width_ok and _enc_ok"
         for column in spec.columns:
             q = f'"{column.name}"'
             prefix = f"{spec.name}.{column.name}"
-            ok = "_width_ok and _enc_ok"
+
+            def rule(condition: str, name: str, message: str) -> None:
+                checks.append(f"case when {ok} and {condition} then '{prefix}.{name}' end")
+                messages.append(f"case when {ok} and {condition} then '{message}' end")
+
             if column.required:
-                checks.append(f"case when {ok} and {q} is null then '{prefix}.required' end")
-                messages.append(f"case when {ok} and {q} is null then '{column.name} is empty' end")
+                rule(f"{q} is null", "required", f"{column.name} is empty")
             if column.kind == "timestamp":
-                bad = f"{q} is not null and not (regexp_matches(trim({q}), '{TS_RE}') " \
-                      f"and try_cast(trim({q}) as timestamptz) is not null)"
-                checks.append(f"case when {ok} and {bad} then '{prefix}.timestamp_with_offset' end")
-                messages.append(f"case when {ok} and {bad} then "
-                                f"'{column.name} is not an ISO-8601 timestamp with an offset' end")
+                rule(f"{q} is not null and not (regexp_matches(trim({q}), '{TS_RE}') "
+                     f"and try_cast(trim({q}) as timestamptz) is not null)",
+                     "timestamp_with_offset", f"{column.name} is not an ISO-8601 timestamp with an offset")
                 outputs.append(f"timezone('UTC', try_cast(trim({q}) as timestamptz)) as \"{column.out_name}\"")
             elif column.kind == "decimal":
-                bad = f"{q} is not null and try_cast(trim({q}) as decimal(18,2)) is null"
-                checks.append(f"case when {ok} and {bad} then '{prefix}.number' end")
-                messages.append(f"case when {ok} and {bad} then '{column.name} is not a number' end")
+                rule(f"{q} is not null and try_cast(trim({q}) as decimal(18,2)) is null", "number",
+                     f"{column.name} is not a number")
                 if column.non_negative:
-                    neg = f"try_cast(trim({q}) as decimal(18,2)) < 0"
-                    checks.append(f"case when {ok} and {neg} then '{prefix}.non_negative' end")
-                    messages.append(f"case when {ok} and {neg} then '{column.name} is negative' end")
+                    rule(f"try_cast(trim({q}) as decimal(18,2)) < 0", "non_negative", f"{column.name} is negative")
                 outputs.append(f"try_cast(trim({q}) as decimal(18,2)) as \"{column.out_name}\"")
             elif column.kind == "integer":
-                bad = f"{q} is not null and try_cast(trim({q}) as integer) is null"
-                checks.append(f"case when {ok} and {bad} then '{prefix}.integer' end")
-                messages.append(f"case when {ok} and {bad} then '{column.name} is not an integer' end")
+                rule(f"{q} is not null and try_cast(trim({q}) as integer) is null", "integer",
+                     f"{column.name} is not an integer")
                 if column.value_range:
                     lo, hi = column.value_range
-                    out = f"try_cast(trim({q}) as integer) not between {lo} and {hi}"
-                    checks.append(f"case when {ok} and {out} then '{prefix}.range' end")
-                    messages.append(f"case when {ok} and {out} then "
-                                    f"'{column.name} is outside {lo}..{hi}' end")
+                    rule(f"try_cast(trim({q}) as integer) not between {lo} and {hi}", "range",
+                         f"{column.name} is outside {lo}..{hi}")
                 outputs.append(f"try_cast(trim({q}) as integer) as \"{column.out_name}\"")
             elif column.kind == "boolean":
-                bad = f"{q} is not null and lower(trim({q})) not in ('true','false','1','0','yes','no','t','f','y','n')"
-                checks.append(f"case when {ok} and {bad} then '{prefix}.boolean' end")
-                messages.append(f"case when {ok} and {bad} then '{column.name} is not a boolean' end")
-                outputs.append(f"lower(trim({q})) in ('true','1','yes','t','y') as \"{column.out_name}\"")
+                rule(f"{q} is not null and lower(trim({q})) not in ({BOOLEAN_WORDS})", "boolean",
+                     f"{column.name} is not a boolean")
+                outputs.append(f"lower(trim({q})) in ({TRUE_WORDS}) as \"{column.out_name}\"")
             elif column.customer:
                 outputs.append(f"cx_pseudonym('customer_id', {q}) as customer_key")
             elif column.pii:
@@ -481,95 +529,93 @@ class Ingestor:
                 outputs.append(f"trim({q}) as \"{column.name}\"")
             if column.accepted:
                 allowed = ", ".join(f"'{v}'" for v in column.accepted)
-                bad = f"{q} is not null and trim({q}) not in ({allowed})"
-                checks.append(f"case when {ok} and {bad} then '{prefix}.accepted_values' end")
-                messages.append(f"case when {ok} and {bad} then '{column.name} is not an accepted value' end")
+                rule(f"{q} is not null and trim({q}) not in ({allowed})", "accepted_values",
+                     f"{column.name} is not an accepted value")
 
-        pii_cols = [c for c in spec.columns if c.pii or c.customer]
-        masked = self._masked_csv_expr(spec, header, index)
         con.execute(
             f"""
             create or replace temp table _checked as
-            select *,
-                   list_filter([{', '.join(checks)}], lambda x: x is not null) as _violations,
-                   list_filter([{', '.join(messages)}], lambda x: x is not null) as _messages,
-                   left({masked}, {QUARANTINE_TEXT_LIMIT}) as _raw_masked
-            from _records
+            select *, left({self._masked_csv_expr(spec)}, {QUARANTINE_TEXT_LIMIT}) as _raw_masked
+            from (
+                select * exclude (_raw),
+                       list_filter([{', '.join(checks)}], lambda x: x is not null) as _violations,
+                       list_filter([{', '.join(messages)}], lambda x: x is not null) as _messages,
+                       _raw
+                from _records)
             """
         )
         pii_selects = [
-            f"select '{'customer_id' if c.customer else c.name}' as kind, "
-            f"cx_pseudonym('{'customer_id' if c.customer else c.name}', \"{c.name}\") as hash, "
-            f"cx_norm('{'customer_id' if c.customer else c.name}', \"{c.name}\") as value "
+            f"select '{kind}' as kind, cx_pseudonym('{kind}', \"{c.name}\") as hash, "
+            f"cx_norm('{kind}', \"{c.name}\") as value, _file "
             f"from _checked where len(_violations) = 0 and \"{c.name}\" is not null"
-            for c in pii_cols
+            for c in spec.columns if c.pii or c.customer
+            for kind in ["customer_id" if c.customer else c.name]
         ]
+        pii_selects.append("select null::varchar as kind, null::varchar as hash, null::varchar as value, "
+                           "null::varchar as _file where false")
         con.execute(f"create or replace temp table _pii as {' union all '.join(pii_selects)}")
-        select_sql = f"select {', '.join(outputs)}, _line, _violations from _checked"
-        return select_sql, None
+        return f"select {', '.join(outputs)}, _file, _line, _delivery_date, _violations from _checked"
 
     @staticmethod
-    def _masked_csv_expr(spec: contract.CsvSource, header: list[str], index: dict[str, int]) -> str:
+    def _masked_csv_expr(spec: contract.CsvSource) -> str:
         """The record's text for the warehouse quarantine, with PII fields replaced.
 
-        A record whose fields line up is rebuilt field by field with PII columns as `***`; one that does not
-        line up (broken quoting, wrong field count) cannot be masked by position, so only emails and phones
-        are masked by pattern and, for sources holding names, the text is withheld from the warehouse
-        (it stays in the restricted store).
+        A record whose fields line up is rebuilt in contract column order with PII fields as `***` (extra
+        columns left out); one that does not line up (broken quoting, wrong field count) cannot be masked by
+        position, so only emails and phones are masked by pattern and, for sources holding names, the text
+        is withheld from the warehouse (it stays in the restricted store).
         """
-        sensitive = {c.name for c in spec.columns if c.pii or c.customer}
         parts = []
-        for name in header:
-            column = next((c for c in spec.columns if c.name == name), None)
-            if name in sensitive:
+        for column in spec.columns:
+            if column.pii or column.customer:
                 parts.append("'***'")
-            elif column is not None and column.mask:
-                parts.append(f"coalesce(cx_mask_text(\"{name}\"), '')")
-            elif column is not None:
-                parts.append(f"coalesce(\"{name}\", '')")
+            elif column.mask:
+                parts.append(f"coalesce(cx_mask_text(\"{column.name}\"), '')")
             else:
-                parts.append("'?'")  # an extra column: not parsed, not shown
-        rebuilt = " || ',' || ".join(parts) if parts else "''"
+                parts.append(f"coalesce(\"{column.name}\", '')")
+        rebuilt = " || ',' || ".join(parts)
         has_names = any(c.pii for c in spec.columns)
         broken = "'[withheld: see the restricted store]'" if has_names else "cx_mask_text(_raw)"
         return f"case when _width_ok and _enc_ok then {rebuilt} else {broken} end"
 
-    def _stage_events(self, con: duckdb.DuckDBPyConnection, data: bytes):
+    def _parse_events(self, landed: LandedFile, data: bytes) -> pa.Table:
+        """One record per non-empty line, with its line number and encoding and size flags."""
         line_no: list[int] = []
         texts: list[str] = []
         enc_ok: list[bool] = []
         too_long: list[bool] = []
+        lenient: list[bool] = []
         for i, raw in enumerate(data.splitlines(), start=1):
             if not raw.strip():
                 continue
             line_no.append(i)
-            if len(raw) > contract.MAX_EVENT_LINE_BYTES:
-                texts.append(raw.decode("utf-8", errors="replace"))
-                enc_ok.append(True)
-                too_long.append(True)
-                continue
+            too_long.append(len(raw) > contract.MAX_EVENT_LINE_BYTES)
             text, ok = _decode(raw)
             texts.append(text)
             enc_ok.append(ok)
-            too_long.append(False)
-        table = pa.table({
+            lenient.append(ok and LENIENT_JSON_RE.search(raw) is not None and not _strict_json(text))
+        n = len(line_no)
+        return pa.table({
+            "_file": pa.array([landed.rel_path] * n, pa.string()),
+            "_delivery_date": pa.array([landed.delivery_date] * n, pa.date32()),
             "_line": pa.array(line_no, pa.int64()),
             "_raw": pa.array(texts, pa.large_string()),
             "_enc_ok": pa.array(enc_ok, pa.bool_()),
             "_too_long": pa.array(too_long, pa.bool_()),
+            "_not_strict": pa.array(lenient, pa.bool_()),
         })
-        con.register("_records_arrow", table)
+
+    def _stage_events_sql(self, con: duckdb.DuckDBPyConnection) -> str:
         con.execute(
             """
-            create or replace temp table _records as
+            create or replace temp table _parsed as
             select *,
-                   case when _too_long or not _enc_ok then false
+                   case when _too_long or not _enc_ok or _not_strict then false
                         when json_valid(_raw) then json_type(_raw) = 'OBJECT'
                         else false end as _json_ok
-            from _records_arrow
+            from _records
             """
         )
-        con.unregister("_records_arrow")
         ts_ok = lambda c: (  # noqa: E731
             f"(regexp_matches(trim({c}), '{TS_RE}') and try_cast(trim({c}) as timestamptz) is not null)"
         )
@@ -601,7 +647,7 @@ class Ingestor:
         con.execute(
             f"""
             create or replace temp table _checked as
-            select _line, unnest(m),
+            select _file, _delivery_date, _line, unnest(m),
                    list_filter([{violations}], lambda x: x is not null) as _violations,
                    list_filter([{messages}], lambda x: x is not null) as _messages,
                    case when len(list_filter([{violations}], lambda x: x is not null)) > 0 then
@@ -609,19 +655,19 @@ class Ingestor:
                             {QUARANTINE_TEXT_LIMIT})
                    end as _raw_masked,
                    case when len(list_filter([{violations}], lambda x: x is not null)) > 0 then _raw end as _raw
-            from (select _line, _raw, _json_ok, _enc_ok, _too_long,
+            from (select _file, _delivery_date, _line, _raw, _json_ok, _enc_ok, _too_long,
                          case when _json_ok then json_transform(_raw, '{EVENT_JSON_SPEC}') end as m
-                  from _records)
+                  from _parsed)
             """
         )
-        con.execute("drop table _records")
+        con.execute("drop table _parsed")
         con.execute(
             """
             create or replace temp table _pii as
-            select kind, cx_pseudonym(kind, value) as hash, cx_norm(kind, value) as value from (
-                select 'customer_id' as kind, userId as value from _checked where len(_violations) = 0
-                union all select 'ip', context.ip from _checked where len(_violations) = 0
-                union all select k, json_extract_string(traits, '$.' || k)
+            select kind, cx_pseudonym(kind, value) as hash, cx_norm(kind, value) as value, _file from (
+                select 'customer_id' as kind, userId as value, _file from _checked where len(_violations) = 0
+                union all select 'ip', context.ip, _file from _checked where len(_violations) = 0
+                union all select k, json_extract_string(traits, '$.' || k), _file
                 from _checked, unnest(['email', 'phone', 'first_name', 'last_name']) t(k)
                 where len(_violations) = 0 and type = 'identify'
             ) where value is not null and trim(value) <> ''
@@ -653,10 +699,10 @@ class Ingestor:
                    json_merge_patch(traits, '{{{pii_null}}}')::varchar as traits,
                    {trait('email')} as email_hash, {trait('phone')} as phone_hash,
                    {trait('first_name')} as first_name_hash, {trait('last_name')} as last_name_hash,
-                   _line, _violations
+                   _file, _line, _delivery_date, _violations
             from _checked
         """
-        return select_sql, None
+        return select_sql
 
 
 TRAITS_PII = ("email", "phone", "first_name", "last_name", "firstName", "lastName", "name", "address")

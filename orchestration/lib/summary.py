@@ -59,8 +59,11 @@ def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str
     lines.append(f"sources with data: {', '.join(present) or 'none'}")
     lines.append("marts (rows):")
     for mart in marts:
-        if result is not None and f"marts/{mart}" not in done and not any(k.endswith(f"/{mart}") for k in done):
-            lines.append(f"  {mart:<20} skipped (needs a source with no data)")
+        if result is not None and not any(k.endswith(f"/{mart}") for k in done):
+            if result.success:
+                lines.append(f"  {mart:<20} skipped (needs a source with no data)")
+            else:
+                lines.append(f"  {mart:<20} not built in this run")
         elif mart in counts:
             lines.append(f"  {mart:<20} {counts[mart]:>10,}")
         else:

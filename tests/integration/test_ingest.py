@@ -164,3 +164,13 @@ def test_layout_violations_are_reported_and_ignored(cx):
     result = Ingestor(cx).load_source("orders")
     assert result.files == []
     assert sorted(result.ignored) == ["orders/2026-01-02/notes.txt", "orders/not-a-date"]
+
+
+def test_json_that_only_a_lenient_parser_accepts_is_malformed(cx):
+    trailing_comma = event("tc")[:-1] + ',}'
+    nan = event("nan", properties={"total": 1}).replace('"total": 1', '"total": NaN')
+    text_with_nan_word = event("ok", properties={"query": "NaN, Infinity ,]"})
+    land(cx.landing_dir, "events", "2026-01-02", "a.jsonl", "\n".join([trailing_comma, nan, text_with_nan_word]))
+    result = Ingestor(cx).load_source("events")
+    assert result.rows_loaded == 1
+    assert rows(cx, "select _line, rule from raw.quarantine order by _line") == [(1, "events.json"), (2, "events.json")]

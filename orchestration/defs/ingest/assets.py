@@ -42,10 +42,15 @@ def _raw_asset(source: str) -> dg.AssetsDefinition:
         new_files = result.loaded
         for f in new_files:
             if f.rows_quarantined:
-                context.log.warning(
+                context.log.info(
                     f"{f.rel_path}: {f.rows_quarantined} row(s) quarantined: "
-                    + ", ".join(f"{rule} ×{n}" for rule, n in sorted(f.rules.items()))
+                    + ", ".join(f"{rule} x{n}" for rule, n in sorted(f.rules.items()))
                 )
+        if result.rows_quarantined:
+            context.log.warning(
+                f"raw.{source}: {result.rows_quarantined} row(s) quarantined in {len(new_files)} new file(s): "
+                + ", ".join(f"{rule} x{n}" for rule, n in result.rules().items())
+            )
         for f in result.files:
             if f.status == "changed":
                 context.log.error(f"{f.rel_path}: changed after it was loaded; first version kept")
