@@ -18,7 +18,8 @@ def dbt_build_args(present: list[str]) -> list[str]:
     args = ["build", "--vars", json.dumps({"cxloop_sources": present})]
     absent = [s for s in SOURCES if s not in present]
     if absent:
-        args += ["--exclude", *[f"tag:requires_{s}" for s in absent]]
+        # One space-separated value: dagster-dbt reads a single value after --exclude.
+        args += ["--exclude", " ".join(f"tag:requires_{s}" for s in absent)]
     return args
 
 
