@@ -508,8 +508,9 @@ class Ingestor:
                     rule(f"try_cast(trim({q}) as decimal(18,2)) < 0", "non_negative", f"{column.name} is negative")
                 outputs.append(f"try_cast(trim({q}) as decimal(18,2)) as \"{column.out_name}\"")
             elif column.kind == "integer":
-                rule(f"{q} is not null and try_cast(trim({q}) as integer) is null", "integer",
-                     f"{column.name} is not an integer")
+                # Not try_cast alone: DuckDB rounds '4.5' to 5 when casting to integer.
+                rule(f"{q} is not null and (not regexp_full_match(trim({q}), '[+-]?[0-9]+') "
+                     f"or try_cast(trim({q}) as integer) is null)", "integer", f"{column.name} is not an integer")
                 if column.value_range:
                     lo, hi = column.value_range
                     rule(f"try_cast(trim({q}) as integer) not between {lo} and {hi}", "range",

@@ -26,6 +26,7 @@ O1,C1,2026-01-01T11:00:00Z,completed,USD,10.50,0,1,web,2026-01-01T11:00:00Z
 O2,C1,2026-01-01T11:00:00Z,completed,XXX,3,0,1,web,2026-01-01T11:00:00Z
 O3,C1,2026-01-01T11:00:00Z,completed,EUR,-3,0,1,web,2026-01-01T11:00:00Z
 O4,C1,2026-01-01T11:00:00-05:00,placed,EUR,12O,0,1,web,2026-01-01T11:00:00Z
+O5,C1,2026-01-01T11:00:00-05:00,placed,EUR,12,0,2.5,web,2026-01-01T11:00:00Z
 """
 
 
@@ -89,6 +90,7 @@ def test_every_rule_family_of_orders(cx):
         (3, "orders.currency.accepted_values"),
         (4, "orders.total_amount.non_negative"),
         (5, "orders.total_amount.number"),
+        (6, "orders.items.integer"),
     ]
     assert "total_amount is not a number" in rules[2][2]
 

@@ -5,7 +5,8 @@ with
 events as (
 
     select * from {{ ref('int_events_stitched') }}
-    where visitor_id is not null
+    -- server-side calls (userId only, e.g. Order Refunded) happen on no device and start no session
+    where anonymous_id is not null
 
 ),
 

@@ -1,0 +1,82 @@
+"""GX checks as Dagster asset checks on a real warehouse: a failure names rule, count and a safe sample."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from orchestration.lib.warehouse import connect
+
+
+@pytest.fixture
+def checks(dbt_manifest):
+    from orchestration.defs.quality import checks as module
+
+    return {c.check_specs_by_output_name[next(iter(c.check_specs_by_output_name))].name: c
+            for c in module.raw_checks + module.mart_checks}
+
+
+def kpi_frame(days: int = 5) -> pd.DataFrame:
+    start = date(2026, 1, 1)
+    return pd.DataFrame({
+        "date": [start + timedelta(days=i) for i in range(days)],
+        "sessions": [100] * days, "converted_sessions": [10] * days, "conversion_rate": [0.1] * days,
+        "orders": [12] * days, "revenue_usd": [1200.0] * days, "aov_usd": [100.0] * days,
+        "payment_attempts": [13] * days, "payment_success_rate": [0.92] * days, "new_customers": [3] * days,
+        "active_customers": [12] * days, "tickets": [1] * days, "csat_avg": [4.2] * days,
+        "nps_responses": [2] * days, "nps": [50.0] * days,
+    })
+
+
+def write_mart(settings, name: str, frame: pd.DataFrame) -> None:
+    with connect(settings) as con:
+        con.execute("create schema if not exists marts")
+        con.register("frame", frame)
+        con.execute(f"create or replace table marts.{name} as select * from frame")
+
+
+def test_clean_mart_passes(cx, checks):
+    write_mart(cx, "kpi_daily", kpi_frame())
+    result = checks["kpi_daily_meets_expectations"]()
+    assert isinstance(result, dg.AssetCheckResult) and result.passed
+
+
+def test_broken_mart_fails_with_rule_count_and_sample(cx, checks):
+    frame = kpi_frame()
+    frame.loc[1, "conversion_rate"] = 1.7
+    frame.loc[2, "conversion_rate"] = 2.5
+    frame.loc[4, "date"] = frame.loc[3, "date"]
+    write_mart(cx, "kpi_daily", frame)
+    result = checks["kpi_daily_meets_expectations"]()
+    assert not result.passed
+    assert result.severity == dg.AssetCheckSeverity.ERROR
+    failures = {f["rule"]: f for f in result.metadata["failures"].data}
+    rate = next(f for rule, f in failures.items() if "conversion_rate" in rule)
+    assert rate["unexpected_count"] == 2
+    assert any(rule.startswith("kpi_daily.") and "unique" in rule for rule in failures)
+    assert "conversion_rate" in result.description
+
+
+def test_raw_check_sample_never_shows_pseudonyms_or_text(cx, checks):
+    from orchestration.lib.ingest import Ingestor
+    from tests.integration.test_ingest import land
+
+    land(cx.landing_dir, "tickets", "2026-01-02", "t.csv",
+         "ticket_id,customer_id,created_at,channel,category,subject,body,status,resolved_at,csat\n"
+         "T1,C1,2026-01-01T10:00:00Z,email,refund,Refund please,write to me,weird-status,,5\n")
+    Ingestor(cx).load_source("tickets")
+    with connect(cx) as con:  # plant what ingest would never let through: an out-of-contract channel
+        con.execute("update raw.tickets set channel = 'pigeon', body = 'secret body text'")
+    result = checks["raw_tickets_meets_expectations"]()
+    assert not result.passed
+    dumped = json.dumps({k: getattr(v, "data", getattr(v, "value", str(v))) for k, v in result.metadata.items()},
+                        default=str)
+    assert "channel" in dumped and "pigeon" in dumped
+    assert "secret body text" not in dumped
+    with connect(cx, read_only=True) as con:
+        key = con.execute("select customer_key from raw.tickets").fetchone()[0]
+    assert key not in dumped

@@ -1,0 +1,17 @@
+import json
+
+from orchestration.defs.transform.assets import dbt_build_args
+from orchestration.lib.settings import SOURCES
+
+
+def test_all_sources_present_builds_everything():
+    args = dbt_build_args(list(SOURCES))
+    assert args[0] == "build" and "--exclude" not in args
+    assert json.loads(args[args.index("--vars") + 1]) == {"cxloop_sources": list(SOURCES)}
+
+
+def test_absent_sources_exclude_their_models_in_one_selector_value():
+    args = dbt_build_args(["customers", "orders"])
+    excluded = args[args.index("--exclude") + 1].split()
+    assert excluded == [f"tag:requires_{s}" for s in SOURCES if s not in ("customers", "orders")]
+    assert json.loads(args[args.index("--vars") + 1]) == {"cxloop_sources": ["customers", "orders"]}
