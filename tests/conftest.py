@@ -38,12 +38,19 @@ def _no_telemetry():
     yield
 
 
-@pytest.fixture(scope="session")
-def dbt_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`dbt parse` once per session, as `cxloop prepare` does before any run."""
+def pytest_configure(config: pytest.Config) -> None:
+    """`dbt parse` before collection, as `cxloop prepare` does before any run: test modules import the
+    Dagster definitions, which read the dbt manifest."""
+    import tempfile
+
     from orchestration.cli import prepare
 
-    with pytest.MonkeyPatch.context() as mp:
-        settings = use_installation(mp, tmp_path_factory.mktemp("prepare"))
-        prepare(settings, quiet=True)
-        return settings.dbt_project_dir / "target" / "manifest.json"
+    with tempfile.TemporaryDirectory(prefix="cxloop-prepare-") as tmp, pytest.MonkeyPatch.context() as mp:
+        prepare(use_installation(mp, Path(tmp)), quiet=True)
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest() -> Path:
+    path = get_settings().dbt_project_dir / "target" / "manifest.json"
+    assert path.exists()
+    return path
