@@ -111,8 +111,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     """Dagster (webserver + daemon) and, once a tracking store exists, MLflow; both on `--host` only."""
     settings = get_settings()
     prepare(settings, quiet=True)
-    env = {**os.environ, **settings.environ()}
     bin_dir = Path(sys.executable).parent
+    # `dagster dev` prepares the dbt manifest itself and looks for `dbt` on PATH: put this venv first.
+    env = {**os.environ, **settings.environ(), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     procs = [subprocess.Popen(
         [str(bin_dir / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
          "-h", args.host, "-p", str(args.dagster_port)], env=env, cwd=PROJECT_ROOT)]

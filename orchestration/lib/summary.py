@@ -70,7 +70,10 @@ def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str
             lines.append(f"  {mart:<20} not built")
     tally = check_tally(result)
     if result is not None:
-        lines.append(f"checks: {len(tally.passed)} passed, {len(tally.failed)} failed")
+        gx = sum(1 for name in tally.passed + [n for n, _ in tally.failed] if name.endswith("_meets_expectations"))
+        total = len(tally.passed) + len(tally.failed)
+        lines.append(f"checks: {len(tally.passed)} passed, {len(tally.failed)} failed "
+                     f"({gx} Great Expectations suites, {total - gx} dbt tests)")
         for name, severity in tally.failed:
             lines.append(f"  FAILED [{severity}] {name}")
     total_q = sum(n for _, _, n in quarantine)
