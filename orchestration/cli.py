@@ -8,6 +8,7 @@ local instance, so the run shows in the UI, and prints a summary.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -89,8 +90,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     prepare(settings)
     simulate_if_empty(settings, args.customers, args.days, args.seed)
-    print(f"running {args.job} (every asset) in process; follow it in the Dagster UI with `make ui`")
-    result = execute(args.job, settings, tags={"cxloop/trigger": "cli"})
+    log_path = settings.dagster_home / "last_run.log"
+    print(f"running {args.job} (every asset) in process; dbt output goes to {log_path}, "
+          "the full event log to the Dagster UI (`make ui`)", flush=True)
+    with log_path.open("w") as log, contextlib.redirect_stdout(log):
+        result = execute(args.job, settings, tags={"cxloop/trigger": "cli"})
     print_summary(settings, result, elapsed=time.monotonic() - started)
     return 0 if result.success else 1
 
