@@ -214,3 +214,59 @@ def test_run_reports_every_check_and_none_failed(incremental):
     names = {e.asset_check_key.name for e in evaluations}
     assert "raw_events_meets_expectations" in names and "customers_meets_expectations" in names
     assert [e.asset_check_key.name for e in evaluations if not e.passed] == []
+
+
+def landed_pii(landing: Path, limit: int = 200) -> set[str]:
+    """Emails and phone numbers as they were delivered in the customers files."""
+    import csv
+
+    values: set[str] = set()
+    for path in sorted(landing.glob("customers/*/*.csv")):
+        with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+            for row in csv.DictReader(fh):
+                for column in ("email", "phone"):
+                    if row.get(column) and len(row[column]) >= 8:
+                        values.add(row[column].strip())
+        if len(values) >= limit:
+            break
+    return values
+
+
+def test_no_pii_outside_the_restricted_store(incremental):
+    settings = incremental["settings"]
+    pii = landed_pii(settings.landing_dir)
+    assert len(pii) >= 50
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        columns = con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where data_type = 'VARCHAR' and table_catalog = current_database()").fetchall()
+        con.execute("create temp table pii(v varchar)")
+        con.executemany("insert into pii values (?)", [[v] for v in pii])
+        for schema, table, column in columns:
+            hits = con.execute(
+                f'select count(*) from "{schema}"."{table}" t join pii on contains(t."{column}", pii.v)'
+            ).fetchone()[0]
+            assert hits == 0, f"PII found in {schema}.{table}.{column}"
+        for parquet in settings.serving_dir.rglob("*.parquet"):
+            text = con.execute(f"select string_agg(columns(*)::varchar, '|') from read_parquet('{parquet}')"
+                               ).fetchall()
+            assert not any(v in str(text) for v in pii), parquet
+    finally:
+        con.close()
+    # The same scan finds them where they belong: the restricted store keeps the (normalized) values.
+    restricted = duckdb.connect(str(settings.pii_db), read_only=True)
+    try:
+        kept = {v for (v,) in restricted.execute("select value from identities where kind = 'email'").fetchall()}
+    finally:
+        restricted.close()
+    assert {v.lower() for v in pii if "@" in v} <= kept
+    # Plain-text and SQLite stores: the Dagster instance (event log, runs) and dbt's target and logs.
+    from orchestration.lib.settings import PROJECT_ROOT
+
+    stores = [settings.dagster_home, PROJECT_ROOT / "dbt_project" / "target", PROJECT_ROOT / "dbt_project" / "logs"]
+    needles = [v.encode() for v in pii]
+    for store in stores:
+        for path in (p for p in store.rglob("*") if p.is_file() and p.stat().st_size < 200_000_000):
+            data = path.read_bytes()
+            assert not any(n in data for n in needles), f"PII found in {path}"
