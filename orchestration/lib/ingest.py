@@ -216,13 +216,6 @@ def _split_lines(data: bytes) -> list[tuple[str, bool]]:
     return [_decode(line) for line in data.splitlines(keepends=True)]
 
 
-def _mask_json_text(text: str) -> str:
-    from orchestration.lib.pseudonymize import mask_text
-
-    masked = PII_JSON_RE.sub(lambda m: f'"{m.group(1)}":"***"', text)
-    return mask_text(masked) or ""
-
-
 # DuckDB's JSON reader accepts trailing commas, NaN and Infinity, which RFC 8259 does not. Lines that might
 # use them (a cheap byte search) are parsed strictly in Python; the rest are left to DuckDB.
 LENIENT_JSON_RE = re.compile(rb",\s*[}\]]|NaN|Infinity")
@@ -238,12 +231,6 @@ def _strict_json(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _truncate(text: str) -> str:
-    if len(text) <= QUARANTINE_TEXT_LIMIT:
-        return text
-    return text[:QUARANTINE_TEXT_LIMIT] + f"... [{len(text) - QUARANTINE_TEXT_LIMIT} more characters]"
 
 
 class Ingestor:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -52,6 +51,3 @@ def run_key(pending: list[Pending]) -> str:
         digest.update(f"{p.rel_path}\0{p.size}\n".encode())
     return f"landing-{digest.hexdigest()[:24]}"
 
-
-def landing_root_exists(landing_dir: Path) -> bool:
-    return landing_dir.is_dir()

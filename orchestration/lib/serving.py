@@ -60,7 +60,3 @@ def _prune(root: Path, keep: Path) -> None:
         if old != keep:
             shutil.rmtree(old, ignore_errors=True)
 
-
-def read_manifest(settings: Settings) -> dict | None:
-    path = current_dir(settings) / "_snapshot.json"
-    return json.loads(path.read_text()) if path.exists() else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestration.lib.settings import Settings
-from orchestration.lib.warehouse import connect, table_exists
+from orchestration.lib.warehouse import connect, present_sources, table_exists
 
 
 @dataclass
@@ -47,8 +47,7 @@ def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str
     with connect(settings, read_only=True) as con:
         counts = {m: con.execute(f"select count(*) from marts.{m}").fetchone()[0]
                   for m in marts if table_exists(con, "marts", m)}
-        present = [s for s in ("events", "customers", "orders", "payments", "tickets", "reviews", "surveys")
-                   if table_exists(con, "raw", s) and con.execute(f"select count(*) > 0 from raw.{s}").fetchone()[0]]
+        present = present_sources(con)
         quarantine = []
         if table_exists(con, "marts", "quarantine"):
             quarantine = con.execute(
