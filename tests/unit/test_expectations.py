@@ -240,9 +240,12 @@ def test_importing_the_package_loads_neither_gx_nor_dagster():
     assert done.stdout.strip() == "[]"
 
 
-def test_registry_has_a_suite_per_raw_source_and_mart():
-    assert set(SUITES) == {f"raw.{table}" for table in raw.COLUMNS} | {f"marts.{model}" for model in marts.COLUMNS}
-    assert len(SUITES) == 15
+def test_registry_has_a_suite_per_raw_source_mart_and_model_table():
+    from expectations import models
+
+    assert set(SUITES) == ({f"raw.{table}" for table in raw.COLUMNS} | {f"marts.{model}" for model in marts.COLUMNS}
+                           | set(models.SUITES))
+    assert len(SUITES) == 17
     for key, build in SUITES.items():
         suite = build()
         layer, table = key.split(".")

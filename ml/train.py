@@ -1,0 +1,239 @@
+"""Train a churn or LTV candidate, judge it against its baselines and the champion, log it all to MLflow.
+
+`train(kind, features, labels, ...)` is what the Dagster assets call; it works from a notebook as well,
+with the two frames read from the warehouse or the serving snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml import baselines, models, plots
+from ml.config import CHALLENGER, CHAMPION, CHURN, MODEL_NAMES, PRIMARY_METRIC, TrainingConfig
+from ml.dataset import Dataset, build
+from ml.metrics import churn_metrics, ltv_metrics
+from ml.tracking import Store, load_booster, version_by_alias
+
+BASELINES = {CHURN: ("bgnbd", "rfm"), "ltv": ("bgnbd", "rfm")}
+BASELINE_RUN_NAMES = {"bgnbd": "baseline: BG/NBD + Gamma-Gamma", "rfm": "baseline: RFM score"}
+
+
+@dataclass
+class Decision:
+    """Whether the candidate became champion, and the numbers that decided it."""
+
+    promoted: bool
+    alias: str
+    metric: str
+    candidate: float
+    baselines: dict[str, float]
+    champion: float | None
+    champion_version: str | None
+    margin: float
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainingResult:
+    kind: str
+    model_name: str
+    run_id: str
+    experiment_id: str
+    model_version: str
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, dict[str, float]]
+    champion_metrics: dict[str, float] | None
+    decision: Decision
+    dataset: dict[str, Any]
+    fit: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> float:
+        return self.metrics[PRIMARY_METRIC[self.kind]]
+
+
+def evaluate(kind: str, y_churned: np.ndarray, y_revenue: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    return churn_metrics(y_churned, prediction) if kind == CHURN else ltv_metrics(y_revenue, prediction)
+
+
+def baseline_predictions(kind: str, ds: Dataset) -> dict[str, np.ndarray]:
+    """Each baseline's predictions for the evaluation rows. BG/NBD fits the purchase history before the
+    evaluation cutoff (no labels); RFM learns its score-to-outcome table from the training rows."""
+    bgnbd = baselines.BGNBDGammaGamma().fit(ds.evaluate.X)
+    rfm = baselines.RFMScore().fit(ds.train.X, ds.train.churned, ds.train.revenue)
+    if kind == CHURN:
+        return {"bgnbd": bgnbd.churn_probability(ds.evaluate.X, ds.horizon_days),
+                "rfm": rfm.churn_probability(ds.evaluate.X)}
+    return {"bgnbd": bgnbd.expected_revenue(ds.evaluate.X, ds.horizon_days),
+            "rfm": rfm.expected_revenue(ds.evaluate.X)}
+
+
+def decide(kind: str, metrics: dict[str, float], baseline_metrics: dict[str, dict[str, float]],
+           champion_metrics: dict[str, float] | None, champion_version: str | None, margin: float) -> Decision:
+    """Champion only if the candidate beats every baseline and beats the champion, re-evaluated on the same
+    evaluation rows, by at least `margin` on the primary metric."""
+    metric = PRIMARY_METRIC[kind]
+    value = metrics[metric]
+    base = {name: m[metric] for name, m in baseline_metrics.items()}
+    champ = None if champion_metrics is None else champion_metrics[metric]
+    beaten_by = [name for name, v in base.items() if not value > v]
+    if not np.isfinite(value):
+        promoted, reason = False, f"candidate {metric} is not finite"
+    elif beaten_by:
+        promoted = False
+        reason = (f"candidate {metric} {value:.4f} does not beat baseline "
+                  + ", ".join(f"{n} ({base[n]:.4f})" for n in beaten_by))
+    elif champ is None:
+        promoted = True
+        reason = (f"no champion yet; candidate {metric} {value:.4f} beats the baselines "
+                  + ", ".join(f"{n} {v:.4f}" for n, v in base.items()))
+    elif value >= champ + margin:
+        promoted = True
+        reason = (f"candidate {metric} {value:.4f} beats champion v{champion_version} {champ:.4f} "
+                  f"by {value - champ:+.4f} (margin {margin})")
+    else:
+        promoted = False
+        reason = (f"candidate {metric} {value:.4f} does not beat champion v{champion_version} {champ:.4f} "
+                  f"by the margin {margin} ({value - champ:+.4f})")
+    return Decision(promoted=promoted, alias=CHAMPION if promoted else CHALLENGER, metric=metric,
+                    candidate=value, baselines=base, champion=champ, champion_version=champion_version,
+                    margin=margin, reason=reason)
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}.{k}": v for k, v in metrics.items() if np.isfinite(v)}
+
+
+def _note(kind: str, result_lines: list[str]) -> str:
+    return "\n".join([f"**{MODEL_NAMES[kind]}** training run", "", *result_lines])
+
+
+def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
+          config: TrainingConfig | None = None, tags: dict[str, str] | None = None) -> TrainingResult:
+    import mlflow
+    import mlflow.lightgbm
+    from mlflow.models import infer_signature
+
+    config = config or TrainingConfig()
+    ds = build(features, labels)
+    model_name = MODEL_NAMES[kind]
+    client = store.client()
+    experiment_id = store.experiment_id(client, model_name)
+
+    booster, fit_info = models.fit(kind, ds.train, config)
+    prediction = models.predict(booster, ds.evaluate.X)
+    metrics = evaluate(kind, ds.evaluate.churned, ds.evaluate.revenue, prediction)
+    base_pred = baseline_predictions(kind, ds)
+    base_metrics = {name: evaluate(kind, ds.evaluate.churned, ds.evaluate.revenue, p) for name, p in base_pred.items()}
+
+    champion = version_by_alias(client, model_name, CHAMPION)
+    champion_metrics, champion_pred = None, None
+    if champion is not None:
+        champion_pred = models.predict(load_booster(model_name, champion.version), ds.evaluate.X)
+        champion_metrics = evaluate(kind, ds.evaluate.churned, ds.evaluate.revenue, champion_pred)
+    decision = decide(kind, metrics, base_metrics, champion_metrics,
+                      None if champion is None else str(champion.version), config.promotion_margin)
+
+    description = ds.describe()
+    run_tags = {"cxloop.kind": kind, "cxloop.eval_cutoff": ds.eval_cutoff, **(tags or {})}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"lightgbm {kind}", tags=run_tags) as run:
+        mlflow.log_params({**{f"lgbm.{k}": v for k, v in config.lgbm_params(kind).items()},
+                           "best_iteration": fit_info.best_iteration,
+                           "early_stopping_cutoff": fit_info.early_stopping_cutoff,
+                           "promotion_margin": config.promotion_margin,
+                           **{k: (",".join(v) if isinstance(v, list) else v)
+                              for k, v in description.items() if k != "features"},
+                           "n_features": len(ds.feature_names)})
+        mlflow.log_dict(description, "dataset.json")
+        mlflow.log_input(mlflow.data.from_pandas(ds.train.X, name=f"customer_features train <{ds.eval_cutoff}",
+                                                 digest=description["data_digest"][:32]), context="training")
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        for name, m in base_metrics.items():
+            mlflow.log_metrics(_prefixed(name, m))
+        if champion_metrics is not None:
+            mlflow.log_metrics(_prefixed("champion", champion_metrics))
+        _log_plots(kind, booster, ds, prediction, base_pred, config.seed)
+
+        sample = ds.train.X.median(numeric_only=True).to_frame().T.astype("float64")
+        info = mlflow.lightgbm.log_model(
+            booster, name="model",
+            signature=infer_signature(ds.evaluate.X.head(100), prediction[:100]),
+            # A row of training medians: shows the input schema without any customer's values.
+            input_example=sample,
+            pip_requirements=[f"lightgbm=={_version('lightgbm')}", f"mlflow=={_version('mlflow')}"],
+            registered_model_name=model_name,
+        )
+        version = str(info.registered_model_version)
+        _apply_decision(client, model_name, version, decision)
+        # Named after what it became, so the runs table reads as the registry's history.
+        mlflow.set_tag("mlflow.runName", f"lightgbm {kind} v{version} ({decision.alias})")
+        mlflow.log_dict(decision.to_dict(), "promotion_decision.json")
+        mlflow.set_tags({"cxloop.model_version": version, "cxloop.decision": decision.alias,
+                         "mlflow.note.content": _note(kind, [
+                             f"- registered as **{model_name} v{version}**, alias **{decision.alias}**",
+                             f"- decision: {decision.reason}",
+                             f"- evaluated on cutoff {ds.eval_cutoff} ({len(ds.evaluate)} customers, "
+                             f"horizon {ds.horizon_days} days); trained on cutoffs "
+                             f"{', '.join(ds.train_cutoffs)} ({len(ds.train)} rows)",
+                             f"- data digest {description['data_digest'][:16]}",
+                         ])})
+        for name, m in base_metrics.items():
+            with mlflow.start_run(experiment_id=experiment_id, run_name=BASELINE_RUN_NAMES[name], nested=True,
+                                  tags={**run_tags, "cxloop.baseline": name}):
+                mlflow.log_params({"baseline": name, "eval_cutoff": ds.eval_cutoff,
+                                   "horizon_days": ds.horizon_days, "eval_rows": len(ds.evaluate)})
+                mlflow.log_metrics({k: v for k, v in m.items() if np.isfinite(v)})
+
+    return TrainingResult(kind=kind, model_name=model_name, run_id=run.info.run_id, experiment_id=experiment_id,
+                          model_version=version, metrics=metrics, baseline_metrics=base_metrics,
+                          champion_metrics=champion_metrics, decision=decision, dataset=description,
+                          fit=asdict(fit_info))
+
+
+def _apply_decision(client, model_name: str, version: str, decision: Decision) -> None:
+    client.set_registered_model_alias(model_name, decision.alias, version)
+    client.set_model_version_tag(model_name, version, "decision", decision.alias)
+    client.set_model_version_tag(model_name, version, "decision_reason", decision.reason)
+    client.set_model_version_tag(model_name, version, decision.metric, f"{decision.candidate:.6f}")
+    client.update_model_version(model_name, version, description=decision.reason)
+    if decision.promoted:
+        client.update_registered_model(model_name, description=(
+            f"Serving: v{version} (alias champion). {decision.reason}"))
+
+
+def _log_plots(kind: str, booster, ds: Dataset, prediction: np.ndarray, base_pred: dict[str, np.ndarray],
+               seed: int) -> None:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    curves = {"lightgbm": prediction, **{BASELINE_RUN_NAMES[k].removeprefix("baseline: "): v
+                                        for k, v in base_pred.items()}}
+    figures = {"feature_importance.png": plots.feature_importance(booster)}
+    sample = ds.evaluate.X.sample(n=min(len(ds.evaluate), 2000), random_state=seed)
+    figures["shap_summary.png"] = plots.shap_summary(models.shap_values(booster, sample), sample, seed)
+    if kind == CHURN:
+        figures["calibration.png"] = plots.calibration(ds.evaluate.churned, curves)
+        figures["lift_gains.png"] = plots.gains(ds.evaluate.churned, curves, "churners")
+    else:
+        figures["lift_gains.png"] = plots.gains(ds.evaluate.revenue, curves, "horizon revenue")
+        figures["decile_revenue.png"] = plots.decile_revenue(ds.evaluate.revenue, curves)
+    for name, fig in figures.items():
+        mlflow.log_figure(fig, f"plots/{name}")
+        plt.close(fig)
+    mlflow.log_text(json.dumps(dict(zip(booster.feature_name(),
+                                        map(float, booster.feature_importance("gain")))), indent=2),
+                    "feature_importance.json")
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
