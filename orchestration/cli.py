@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ from pathlib import Path
 from orchestration.lib.settings import PROJECT_ROOT, Settings, get_settings
 
 DEMO_CUSTOMERS = 2000
-DEMO_DAYS = 120
+DEMO_DAYS = 365
 DEMO_SEED = 7
 
 
@@ -93,6 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     log_path = settings.dagster_home / "last_run.log"
     print(f"running {args.job} (every asset) in process; dbt output goes to {log_path}, "
           "the full event log to the Dagster UI (`make ui`)", flush=True)
+    # MLflow reports each registration at INFO; the summary says what was registered and why.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     with log_path.open("w") as log, contextlib.redirect_stdout(log):
         result = execute(args.job, settings, tags={"cxloop/trigger": "cli"})
     print_summary(settings, result, elapsed=time.monotonic() - started)
@@ -122,10 +125,13 @@ def cmd_ui(args: argparse.Namespace) -> int:
         [str(bin_dir / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
          "-h", args.host, "-p", str(args.dagster_port)], env=env, cwd=PROJECT_ROOT)]
     print(f"Dagster UI: http://{args.host}:{args.dagster_port}")
-    mlflow_db = settings.mlflow_dir / "mlflow.db"
-    if mlflow_db.exists():
+    from orchestration.lib.models import mlflow_store
+
+    store = mlflow_store(settings)
+    if settings.mlflow_tracking_uri or (settings.mlflow_dir / "mlflow.db").exists():
         procs.append(subprocess.Popen(
-            [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{mlflow_db}",
+            # One worker: each loads MLflow on its own (seconds of CPU), and a local UI needs no more.
+            [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", store.tracking_uri, "--workers", "1",
              "--host", args.host, "--port", str(args.mlflow_port)], env=env, cwd=PROJECT_ROOT))
         print(f"MLflow UI: http://{args.host}:{args.mlflow_port}")
     else:

@@ -11,7 +11,9 @@ from orchestration.lib.settings import Settings, get_settings
 
 TEST_KEY = "cxloop-test-key"
 ENV_VARS = ("CXLOOP_HOME", "CXLOOP_DATA_DIR", "CXLOOP_LANDING_DIR", "CXLOOP_WAREHOUSE", "CXLOOP_PII_DB",
-            "CXLOOP_SERVING_DIR", "DAGSTER_HOME", "CXLOOP_MLFLOW_DIR", "CXLOOP_PSEUDONYM_KEY")
+            "CXLOOP_SERVING_DIR", "DAGSTER_HOME", "CXLOOP_MLFLOW_DIR", "CXLOOP_PSEUDONYM_KEY",
+            "CXLOOP_HORIZON_DAYS", "CXLOOP_CUTOFF_STEP_DAYS", "CXLOOP_TRAIN_CUTOFFS", "CXLOOP_PROMOTION_MARGIN",
+            "CXLOOP_MLFLOW_TRACKING_URI")
 
 
 def use_installation(monkeypatch: pytest.MonkeyPatch, root: Path) -> Settings:

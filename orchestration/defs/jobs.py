@@ -3,6 +3,9 @@ per-step re-import of the definitions (about 1.5 s a step with the multiprocess 
 
 import dagster as dg
 
+from orchestration.defs.ml.assets import churn_model, customer_scores, ltv_model
+from orchestration.defs.serving.assets import serving_snapshot
+
 WAREHOUSE_RUN_TAG = {"cxloop/warehouse": "write"}
 
 
@@ -18,9 +21,16 @@ ingest_job = _warehouse_job("ingest_job", dg.AssetSelection.groups("raw"),
 platform_job = _warehouse_job("platform_job", dg.AssetSelection.all(),
                               "Every asset of the platform once: what `make run` executes.")
 
-daily_job = _warehouse_job("daily_job", dg.AssetSelection.all(),
-                           "Ingest, build the customer data layer with dbt, run every check, publish the serving "
-                           "snapshot.")
+MODEL_ASSETS = dg.AssetSelection.assets(churn_model, ltv_model)
+
+daily_job = _warehouse_job("daily_job", dg.AssetSelection.all() - MODEL_ASSETS,
+                           "Ingest, build the customer data layer with dbt, run every check, score customers with "
+                           "the champion models, publish the serving snapshot. Training is weekly.")
+
+training_job = _warehouse_job(
+    "training_job",
+    MODEL_ASSETS | dg.AssetSelection.assets(customer_scores, serving_snapshot),
+    "Retrain the churn and LTV candidates on the current features, promote the winners, rescore, republish.")
 
 daily_schedule = dg.ScheduleDefinition(
     name="daily_schedule",
@@ -28,5 +38,14 @@ daily_schedule = dg.ScheduleDefinition(
     cron_schedule="0 5 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily ingest + build + checks at 05:00 UTC.",
+    description="Daily ingest + build + checks + scoring at 05:00 UTC.",
+)
+
+training_schedule = dg.ScheduleDefinition(
+    name="training_schedule",
+    job=training_job,
+    cron_schedule="0 6 * * 1",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Weekly retraining on Mondays at 06:00 UTC, after that day's build.",
 )

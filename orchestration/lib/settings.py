@@ -36,6 +36,11 @@ class Settings:
     mlflow_dir: Path
     dbt_project_dir: Path
     dbt_target: str
+    mlflow_tracking_uri: str | None = None
+    horizon_days: int = 90
+    cutoff_step_days: int = 30
+    train_cutoffs: int = 6
+    promotion_margin: float = 0.005
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -51,7 +56,19 @@ class Settings:
             mlflow_dir=_path("CXLOOP_MLFLOW_DIR", data / "mlflow"),
             dbt_project_dir=PROJECT_ROOT / "dbt_project",
             dbt_target=os.environ.get("CXLOOP_DBT_TARGET", "duckdb"),
+            # Unset: a SQLite store and artifact folder under `mlflow_dir`. Set: any MLflow tracking server. Not
+            # MLFLOW_TRACKING_URI, which MLflow itself writes into the environment when a client connects.
+            mlflow_tracking_uri=os.environ.get("CXLOOP_MLFLOW_TRACKING_URI") or None,
+            horizon_days=int(os.environ.get("CXLOOP_HORIZON_DAYS", 90)),
+            cutoff_step_days=int(os.environ.get("CXLOOP_CUTOFF_STEP_DAYS", 30)),
+            train_cutoffs=int(os.environ.get("CXLOOP_TRAIN_CUTOFFS", 6)),
+            promotion_margin=float(os.environ.get("CXLOOP_PROMOTION_MARGIN", 0.005)),
         )
+
+    def model_vars(self) -> dict[str, int]:
+        """The dbt vars that fix the cutoffs and label horizon of `customer_features`/`customer_labels`."""
+        return {"cxloop_horizon_days": self.horizon_days, "cxloop_cutoff_step_days": self.cutoff_step_days,
+                "cxloop_train_cutoffs": self.train_cutoffs}
 
     @property
     def truth_dir(self) -> Path:
@@ -88,6 +105,11 @@ class Settings:
             "CXLOOP_SERVING_DIR": str(self.serving_dir),
             "DAGSTER_HOME": str(self.dagster_home),
             "CXLOOP_MLFLOW_DIR": str(self.mlflow_dir),
+            "CXLOOP_HORIZON_DAYS": str(self.horizon_days),
+            "CXLOOP_CUTOFF_STEP_DAYS": str(self.cutoff_step_days),
+            "CXLOOP_TRAIN_CUTOFFS": str(self.train_cutoffs),
+            "CXLOOP_PROMOTION_MARGIN": str(self.promotion_margin),
+            **({"CXLOOP_MLFLOW_TRACKING_URI": self.mlflow_tracking_uri} if self.mlflow_tracking_uri else {}),
         }
 
     def ensure_dirs(self) -> None:

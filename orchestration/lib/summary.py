@@ -34,6 +34,31 @@ def materialized_keys(result) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
+def model_lines(settings: Settings, result) -> list[str]:
+    """What training decided in this run (from the assets' metadata) and what the scores were made with."""
+    lines = []
+    if result is not None:
+        for event in result.get_asset_materialization_events():
+            key = event.asset_key.to_user_string()
+            if key not in ("churn_model", "ltv_model"):
+                continue
+            meta = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+            metric = "roc_auc" if key == "churn_model" else "normalized_gini"
+            lines.append(f"  {key:<12} {meta['model']} -> {meta['alias']}: {meta['decision']}")
+            lines.append(f"  {'':<12} {metric} {meta[metric]:.4f} on cutoff {meta['eval_cutoff']} "
+                         f"({meta['eval_rows']:,} customers); run {meta['mlflow_run']}")
+    with connect(settings, read_only=True) as con:
+        if table_exists(con, "marts", "customer_scores"):
+            row = con.execute(
+                "select count(*), any_value(as_of_date), any_value(churn_model_version), "
+                "any_value(ltv_model_version), avg(churn_probability), sum(predicted_ltv_usd), "
+                "sum(case when risk_segment = 'high' then 1 else 0 end) from marts.customer_scores").fetchone()
+            lines.append(f"  customer_scores {row[0]:,} customers as of {row[1]} (churn v{row[2]}, ltv v{row[3]}): "
+                         f"mean churn probability {row[4] or 0:.3f}, predicted revenue {row[5] or 0:,.0f} USD, "
+                         f"{row[6]:,} at high risk")
+    return (["models:"] + lines) if lines else []
+
+
 def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str]:
     from orchestration.lib.dbt import dbt_project, mart_names
 
@@ -85,9 +110,11 @@ def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str
         lines.append(f"  {n:>7,}  {rule}  [{stage}]")
     if len(quarantine) > 12:
         lines.append(f"  ... {len(quarantine) - 12} more rules: select * from marts.quarantine")
+    lines += model_lines(settings, result)
     lines += [
         "next:",
         "  make ui                      Dagster UI on http://127.0.0.1:3000 (runs, lineage, checks)",
+        "                               MLflow UI on http://127.0.0.1:5000 (runs, metrics, plots, registry)",
         f"  serving snapshot             {settings.serving_dir / 'current'}/<mart>.parquet",
         f"  warehouse (DuckDB)           {settings.warehouse}",
         "  quarantine                   marts.quarantine (file, line, rule for every held-back row)",

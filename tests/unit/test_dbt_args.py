@@ -15,3 +15,13 @@ def test_absent_sources_exclude_their_models_in_one_selector_value():
     excluded = args[args.index("--exclude") + 1].split()
     assert excluded == [f"tag:requires_{s}" for s in SOURCES if s not in ("customers", "orders")]
     assert json.loads(args[args.index("--vars") + 1]) == {"cxloop_sources": ["customers", "orders"]}
+
+
+def test_model_vars_reach_dbt():
+    from orchestration.lib.settings import Settings
+
+    args = dbt_build_args(list(SOURCES), {"cxloop_horizon_days": 30, "cxloop_train_cutoffs": 2})
+    passed = json.loads(args[args.index("--vars") + 1])
+    assert passed["cxloop_horizon_days"] == 30 and passed["cxloop_train_cutoffs"] == 2
+    assert set(Settings.from_env().model_vars()) == {"cxloop_horizon_days", "cxloop_cutoff_step_days",
+                                                     "cxloop_train_cutoffs"}

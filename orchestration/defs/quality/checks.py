@@ -16,7 +16,8 @@ from orchestration.lib.settings import SOURCES, get_settings
 from orchestration.lib.warehouse import connect, table_exists
 
 
-def _result(outcome) -> dg.AssetCheckResult:
+def gx_check_result(outcome) -> dg.AssetCheckResult:
+    """A Great Expectations outcome as a Dagster check result: error or warn severity, PII-free metadata."""
     severity = dg.AssetCheckSeverity.WARN if outcome.severity == "warn" else dg.AssetCheckSeverity.ERROR
     metadata = outcome.to_metadata()
     metadata["summary"] = dg.MetadataValue.text(metadata["summary"])
@@ -47,7 +48,7 @@ def _raw_check(source: str) -> dg.AssetChecksDefinition:
             ).df()
         if frame.empty:
             return dg.AssetCheckResult(passed=True, metadata={"rows": 0, "summary": "no rows loaded yet"})
-        return _result(validate(frame, suite_for("raw", source)))
+        return gx_check_result(validate(frame, suite_for("raw", source)))
 
     return raw_source_check
 
@@ -68,7 +69,7 @@ def _mart_check(mart: str) -> dg.AssetChecksDefinition:
             if not table_exists(con, "marts", mart):
                 return dg.AssetCheckResult(passed=False, metadata={"summary": f"marts.{mart} does not exist"})
             frame = con.execute(f"select * from marts.{mart}").df()
-        return _result(validate(frame, suite_for("marts", mart)))
+        return gx_check_result(validate(frame, suite_for("marts", mart)))
 
     return mart_check
 

@@ -13,9 +13,10 @@ from orchestration.lib.settings import SOURCES, get_settings
 from orchestration.lib.warehouse import connect, present_sources
 
 
-def dbt_build_args(present: list[str]) -> list[str]:
-    """`dbt build` arguments that skip models needing an absent source and tell the rest what is present."""
-    args = ["build", "--vars", json.dumps({"cxloop_sources": present})]
+def dbt_build_args(present: list[str], model_vars: dict[str, int] | None = None) -> list[str]:
+    """`dbt build` arguments that skip models needing an absent source and tell the rest what is present,
+    plus the feature cutoffs and label horizon from the settings."""
+    args = ["build", "--vars", json.dumps({"cxloop_sources": present, **(model_vars or {})})]
     absent = [s for s in SOURCES if s not in present]
     if absent:
         # One space-separated value: dagster-dbt reads a single value after --exclude.
@@ -40,4 +41,4 @@ def cxloop_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     absent = [s for s in SOURCES if s not in present]
     if absent:
         context.log.info(f"sources with no data: {absent}; models requiring them are skipped")
-    yield from dbt.cli(dbt_build_args(present), context=context).stream()
+    yield from dbt.cli(dbt_build_args(present, settings.model_vars()), context=context).stream()

@@ -1,0 +1,88 @@
+"""What the ML assets need from the installation: the MLflow store, the training config, the code version,
+and the point-in-time tables read from the warehouse."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import cache
+
+import pandas as pd
+
+from ml.config import TrainingConfig
+from ml.tracking import Store
+from orchestration.lib.settings import PROJECT_ROOT, Settings
+from orchestration.lib.warehouse import connect, table_exists
+
+FEATURES_TABLE = "features.customer_features"
+LABELS_TABLE = "features.customer_labels"
+SCORES_SCHEMA, SCORES_TABLE = "marts", "customer_scores"
+# The scores table's contract: what activation tools and the serving snapshot can rely on.
+SCORES_COLUMNS = {
+    "customer_key": "varchar",
+    "as_of_date": "date",
+    "churn_probability": "double",
+    "predicted_ltv_usd": "double",
+    "horizon_days": "integer",
+    "risk_segment": "varchar",
+    "churn_model_version": "varchar",
+    "ltv_model_version": "varchar",
+    "scored_at": "timestamp",
+}
+
+
+def mlflow_store(settings: Settings) -> Store:
+    if settings.mlflow_tracking_uri:
+        return Store(tracking_uri=settings.mlflow_tracking_uri,
+                     artifact_root=(settings.mlflow_dir / "artifacts").resolve().as_uri())
+    return Store.local(settings.mlflow_dir)
+
+
+def training_config(settings: Settings) -> TrainingConfig:
+    return TrainingConfig(horizon_days=settings.horizon_days, cutoff_step_days=settings.cutoff_step_days,
+                          train_cutoffs=settings.train_cutoffs, promotion_margin=settings.promotion_margin)
+
+
+@cache
+def code_version() -> str:
+    """The git commit of the project (with `-dirty` for local changes), else the package version."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import version
+
+        return f"cxloop-{version('cxloop')}"
+
+
+def read_training_tables(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    with connect(settings, read_only=True) as con:
+        return (con.execute(f"select * from {FEATURES_TABLE}").df(),
+                con.execute(f"select * from {LABELS_TABLE}").df())
+
+
+def read_scoring_rows(settings: Settings) -> pd.DataFrame:
+    with connect(settings, read_only=True) as con:
+        return con.execute(f"select * from {FEATURES_TABLE} where cutoff_role = 'score'").df()
+
+
+def write_scores(settings: Settings, scores: pd.DataFrame) -> int:
+    """Replace `marts.customer_scores` in one transaction: readers see the old scores or the new ones."""
+    with connect(settings) as con:
+        con.execute(f"create schema if not exists {SCORES_SCHEMA}")
+        con.register("new_scores", scores)
+        columns = ", ".join(f"{c} {t}" for c, t in SCORES_COLUMNS.items())
+        casts = ", ".join(f"cast({c} as {t})" for c, t in SCORES_COLUMNS.items())
+        con.execute("begin")
+        con.execute(f"create or replace table {SCORES_SCHEMA}.{SCORES_TABLE} ({columns})")
+        con.execute(f"insert into {SCORES_SCHEMA}.{SCORES_TABLE} select {casts} from new_scores")
+        con.execute("commit")
+        con.unregister("new_scores")
+        return con.execute(f"select count(*) from {SCORES_SCHEMA}.{SCORES_TABLE}").fetchone()[0]
+
+
+def scores_exist(settings: Settings) -> bool:
+    with connect(settings, read_only=True) as con:
+        return table_exists(con, SCORES_SCHEMA, SCORES_TABLE)
