@@ -11,12 +11,14 @@ MLFLOW_PORT ?= 5000
 
 export CXLOOP_HOME := $(CURDIR)
 
-.PHONY: venv run test ui clean-data help
+.PHONY: venv browser run test ui bench-cdnow clean-data help
 
 help:
 	@echo "make run    set up, simulate a shop if the landing dir is empty, materialize every asset, print a summary"
 	@echo "make test   set up and run the whole test suite"
+	@echo "make browser  install Debian's chromium for the browser tests (only when /usr/bin/chromium is missing)"
 	@echo "make ui     Dagster UI (and MLflow UI) on $(HOST)"
+	@echo "make bench-cdnow  run the platform on the CDNOW transactions and score it on the 39-week holdout"
 
 venv: $(STAMP)
 
@@ -27,14 +29,25 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
+# The browser tests drive Debian's chromium through playwright; `playwright install` is never used.
+browser:
+	@test -x /usr/bin/chromium || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	}
+	@/usr/bin/chromium --version 2>/dev/null
+
 run: $(STAMP)
 	$(BIN)/cxloop run
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 ui: $(STAMP)
 	$(BIN)/cxloop ui --host $(HOST) --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)
+
+bench-cdnow: $(STAMP)
+	$(BIN)/python benchmarks/cdnow.py
 
 clean-data:
 	rm -rf data
