@@ -30,7 +30,8 @@ _COMMON_PARAMS: dict[str, Any] = {
     "deterministic": True,
     "force_row_wise": True,
     # One thread: on a small table OpenMP threads cost more than they give, and contend badly with the
-    # other processes of a run (measured: 0.27 s an iteration with 2 threads under load, 0.003 s with 1).
+    # other processes of a run (measured under load on 4,400 rows: 0.025 s an iteration with 2 threads,
+    # 0.003 s with 1).
     "num_threads": 1,
     "verbose": -1,
 }

@@ -32,20 +32,16 @@ training_job = _warehouse_job(
     MODEL_ASSETS | dg.AssetSelection.assets(customer_scores, serving_snapshot),
     "Retrain the churn and LTV candidates on the current features, promote the winners, rescore, republish.")
 
-daily_schedule = dg.ScheduleDefinition(
-    name="daily_schedule",
-    job=daily_job,
-    cron_schedule="0 5 * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily ingest + build + checks + scoring at 05:00 UTC.",
-)
 
-training_schedule = dg.ScheduleDefinition(
-    name="training_schedule",
-    job=training_job,
-    cron_schedule="0 6 * * 1",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Weekly retraining on Mondays at 06:00 UTC, after that day's build.",
-)
+
+def _utc_schedule(job, cron: str, description: str) -> dg.ScheduleDefinition:
+    """A schedule in UTC, running as soon as a Dagster daemon serves the instance."""
+    return dg.ScheduleDefinition(name=job.name.replace("_job", "_schedule"), job=job, cron_schedule=cron,
+                                 execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
+                                 description=description)
+
+
+daily_schedule = _utc_schedule(daily_job, "0 5 * * *", "Daily ingest + build + checks + scoring at 05:00 UTC.")
+
+training_schedule = _utc_schedule(training_job, "0 6 * * 1",
+                                  "Weekly retraining on Mondays at 06:00 UTC, after that day's build.")

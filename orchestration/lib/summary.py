@@ -43,6 +43,9 @@ def model_lines(settings: Settings, result) -> list[str]:
             if key not in ("churn_model", "ltv_model"):
                 continue
             meta = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+            if not meta.get("trained"):
+                lines.append(f"  {key:<12} not trained: {meta.get('reason', 'see the run log')}")
+                continue
             metric = "roc_auc" if key == "churn_model" else "normalized_gini"
             lines.append(f"  {key:<12} {meta['model']} -> {meta['alias']}: {meta['decision']}")
             lines.append(f"  {'':<12} {metric} {meta[metric]:.4f} on cutoff {meta['eval_cutoff']} "
@@ -53,9 +56,12 @@ def model_lines(settings: Settings, result) -> list[str]:
                 "select count(*), any_value(as_of_date), any_value(churn_model_version), "
                 "any_value(ltv_model_version), avg(churn_probability), sum(predicted_ltv_usd), "
                 "sum(case when risk_segment = 'high' then 1 else 0 end) from marts.customer_scores").fetchone()
-            lines.append(f"  customer_scores {row[0]:,} customers as of {row[1]} (churn v{row[2]}, ltv v{row[3]}): "
-                         f"mean churn probability {row[4] or 0:.3f}, predicted revenue {row[5] or 0:,.0f} USD, "
-                         f"{row[6]:,} at high risk")
+            if row[0] == 0:
+                lines.append("  customer_scores empty: no champion model yet")
+            else:
+                lines.append(f"  customer_scores {row[0]:,} customers as of {row[1]} (churn v{row[2] or '-'}, "
+                             f"ltv v{row[3] or '-'}): mean churn probability {row[4] or 0:.3f}, predicted revenue "
+                             f"{row[5] or 0:,.0f} USD, {row[6]:,} at high risk")
     return (["models:"] + lines) if lines else []
 
 

@@ -60,3 +60,5 @@ def test_summary_names_the_skipped_marts(transactions_only):
     for mart in NEEDS_EVENTS:
         assert f"{mart}" in text and "skipped" in text
     assert "checks:" in text and "0 failed" in text
+    # Thirty days of history cannot hold a training and an evaluation horizon: said, not failed.
+    assert "churn_model  not trained: " in text and "customer_scores empty" in text
