@@ -11,7 +11,7 @@ MLFLOW_PORT ?= 5000
 
 export CXLOOP_HOME := $(CURDIR)
 
-.PHONY: venv browser run test ui bench-cdnow clean-data help
+.PHONY: venv browser run test ui bench-cdnow bench-ml clean-data help
 
 help:
 	@echo "make run    set up, simulate a shop if the landing dir is empty, materialize every asset, print a summary"
@@ -19,6 +19,7 @@ help:
 	@echo "make browser  install Debian's chromium for the browser tests (only when /usr/bin/chromium is missing)"
 	@echo "make ui     Dagster UI (and MLflow UI) on $(HOST)"
 	@echo "make bench-cdnow  run the platform on the CDNOW transactions and score it on the 39-week holdout"
+	@echo "make bench-ml  run the platform on simulated shops and judge its models against the simulator's ceiling"
 
 venv: $(STAMP)
 
@@ -48,6 +49,9 @@ ui: $(STAMP)
 
 bench-cdnow: $(STAMP)
 	$(BIN)/python benchmarks/cdnow.py
+
+bench-ml: $(STAMP)
+	$(BIN)/python benchmarks/ml_simulated.py
 
 clean-data:
 	rm -rf data

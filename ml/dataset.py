@@ -47,15 +47,15 @@ class Dataset:
 
     @property
     def train_cutoffs(self) -> list[str]:
-        return sorted(self.train.keys["cutoff_date"].astype(str).unique())
+        return sorted({_day(c) for c in self.train.keys["cutoff_date"]})
 
     @property
     def eval_cutoff(self) -> str:
-        return str(self.evaluate.keys["cutoff_date"].iloc[0])
+        return _day(self.evaluate.keys["cutoff_date"].iloc[0])
 
     @property
     def score_cutoff(self) -> str | None:
-        return str(self.score.keys["cutoff_date"].iloc[0]) if len(self.score) else None
+        return _day(self.score.keys["cutoff_date"].iloc[0]) if len(self.score) else None
 
     def digest(self) -> str:
         """SHA-256 over the training and evaluation rows (features and labels), order-independent of the
@@ -85,6 +85,10 @@ class Dataset:
             "eval_mean_horizon_usd": round(float(self.evaluate.revenue.mean()), 4),
             "data_digest": self.digest(),
         }
+
+
+def _day(value) -> str:
+    return pd.Timestamp(value).date().isoformat()
 
 
 class DatasetError(ValueError):

@@ -41,7 +41,7 @@ def fit(kind: str, train: Split, config: TrainingConfig):
         probe = lgb.train(params, dtrain, num_boost_round=config.max_boost_rounds, valid_sets=[dvalid],
                           callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)])
         best = max(probe.best_iteration, 10)
-        stop_cutoff = str(cutoffs[-1])
+        stop_cutoff = pd.Timestamp(cutoffs[-1]).date().isoformat()
         stop_score = float(next(iter(probe.best_score["valid_0"].values())))
     booster = lgb.train(params, lgb.Dataset(train.X, y), num_boost_round=best)
     return booster, FitInfo(best_iteration=best, early_stopping_cutoff=stop_cutoff,

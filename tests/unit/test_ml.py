@@ -85,7 +85,7 @@ def test_dataset_splits_by_role_and_keeps_identifiers_out_of_the_features():
     ds = build(features, labels)
     assert ds.feature_names == ["recency_days", "orders_count"] == feature_columns(features)
     assert (len(ds.train), len(ds.evaluate), len(ds.score)) == (120, 40, 40)
-    assert ds.eval_cutoff.startswith("2026-05-02") and ds.horizon_days == 30
+    assert ds.eval_cutoff == "2026-05-02" and ds.train_cutoffs[-1] == "2026-04-02" and ds.horizon_days == 30
     assert "customer_key" not in ds.train.X.columns
     assert ds.describe()["data_digest"] == build(features.sample(frac=1, random_state=3), labels).describe()["data_digest"]
     changed = labels.copy()
