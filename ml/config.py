@@ -59,7 +59,7 @@ class TrainingConfig:
     train_cutoffs: int = 6
     promotion_margin: float = 0.005
     seed: int = 7
-    max_boost_rounds: int = 600
+    max_boost_rounds: int = 2000
     early_stopping_rounds: int = 40
     params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: _default_params(k) for k in KINDS})
 

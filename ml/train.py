@@ -60,8 +60,20 @@ class TrainingResult:
         return self.metrics[PRIMARY_METRIC[self.kind]]
 
 
-def evaluate(kind: str, y_churned: np.ndarray, y_revenue: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
-    return churn_metrics(y_churned, prediction) if kind == CHURN else ltv_metrics(y_revenue, prediction)
+def evaluate(kind: str, ds: Dataset, prediction: np.ndarray) -> dict[str, float]:
+    """The metrics on every evaluation row, plus ranking among recent buyers (a purchase within one horizon
+    before the cutoff): customers long gone are easy to call churned, and they make up a large share of the
+    rows, so the headline AUC alone overstates how well active customers are told apart."""
+    split = ds.evaluate
+    if kind != CHURN:
+        return ltv_metrics(split.revenue, prediction)
+    metrics = churn_metrics(split.churned, prediction)
+    recent = (split.X["recency_days"] <= ds.horizon_days).to_numpy()
+    metrics["recent_buyer_share"] = float(recent.mean())
+    y = split.churned[recent]
+    if 0 < y.sum() < len(y):
+        metrics["roc_auc_recent_buyers"] = churn_metrics(y, prediction[recent])["roc_auc"]
+    return metrics
 
 
 def baseline_predictions(kind: str, ds: Dataset) -> dict[str, np.ndarray]:
@@ -130,15 +142,15 @@ def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
 
     booster, fit_info = models.fit(kind, ds.train, config)
     prediction = models.predict(booster, ds.evaluate.X)
-    metrics = evaluate(kind, ds.evaluate.churned, ds.evaluate.revenue, prediction)
+    metrics = evaluate(kind, ds, prediction)
     base_pred = baseline_predictions(kind, ds)
-    base_metrics = {name: evaluate(kind, ds.evaluate.churned, ds.evaluate.revenue, p) for name, p in base_pred.items()}
+    base_metrics = {name: evaluate(kind, ds, p) for name, p in base_pred.items()}
 
     champion = version_by_alias(client, model_name, CHAMPION)
     champion_metrics, champion_pred = None, None
     if champion is not None:
         champion_pred = models.predict(load_booster(model_name, champion.version), ds.evaluate.X)
-        champion_metrics = evaluate(kind, ds.evaluate.churned, ds.evaluate.revenue, champion_pred)
+        champion_metrics = evaluate(kind, ds, champion_pred)
     decision = decide(kind, metrics, base_metrics, champion_metrics,
                       None if champion is None else str(champion.version), config.promotion_margin)
 
