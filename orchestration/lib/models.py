@@ -37,6 +37,12 @@ def mlflow_store(settings: Settings) -> Store:
     return Store.local(settings.mlflow_dir)
 
 
+def store_exists(settings: Settings) -> bool:
+    """False only when the local store was never created: then there is no champion, and no need to load
+    MLflow (seconds) to learn that."""
+    return bool(settings.mlflow_tracking_uri) or (settings.mlflow_dir / "mlflow.db").exists()
+
+
 def training_config(settings: Settings) -> TrainingConfig:
     return TrainingConfig(horizon_days=settings.horizon_days, cutoff_step_days=settings.cutoff_step_days,
                           train_cutoffs=settings.train_cutoffs, promotion_margin=settings.promotion_margin)

@@ -17,6 +17,7 @@ from orchestration.lib.models import (
     mlflow_store,
     read_scoring_rows,
     read_training_tables,
+    store_exists,
     training_config,
     write_scores,
 )
@@ -102,6 +103,8 @@ def customer_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     settings = get_settings()
     rows = build_scoring(read_scoring_rows(settings))
     try:
+        if not store_exists(settings):
+            raise NoChampionError(f"no MLflow store at {settings.mlflow_dir} yet: no model has been trained")
         models = champions(mlflow_store(settings))
     except NoChampionError as exc:
         context.log.warning(f"customer_scores left empty: {exc}")
