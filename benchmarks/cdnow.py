@@ -24,14 +24,10 @@ The last line printed is one JSON object of headline figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import importlib.util
 import json
-import logging
 import math
-import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -42,6 +38,16 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.installation import (  # noqa: E402
+    failures,
+    fresh_installation,
+    judged_versions,
+    peak_rss_gb,
+    run_platform,
+    step_seconds,
+    training_metadata,
+)
 
 CALIBRATION_END = date(1997, 9, 30)
 HOLDOUT_WEEKS = 39
@@ -56,9 +62,6 @@ PLATFORM_ENV = {
 BENCH_KEY = "cdnow-benchmark-key"
 # CDNOW records days, not times: noon UTC keeps every order on its day whatever zone a reader uses.
 ORDER_TIME = "T12:00:00+00:00"
-# Variables that could point the run at another installation; the benchmark sets its own or the defaults.
-FOREIGN_ENV = ("CXLOOP_LANDING_DIR", "CXLOOP_WAREHOUSE", "CXLOOP_PII_DB", "CXLOOP_SERVING_DIR",
-               "CXLOOP_MLFLOW_DIR", "CXLOOP_PROMOTION_MARGIN", "MLFLOW_TRACKING_URI")
 SCHEMA_KEYS = ("customers", "calibration_end", "holdout_weeks", "churn_auc_lightgbm", "churn_auc_bgnbd",
                "spend_gini_lightgbm", "spend_gini_bgnbd", "spend_spearman_lightgbm", "spend_spearman_bgnbd",
                "pipeline_s")
@@ -140,40 +143,6 @@ def holdout_truth(tx: pd.DataFrame, population: pd.Index) -> pd.DataFrame:
     return truth
 
 
-def use_fresh_installation(root: Path):
-    for var in FOREIGN_ENV:
-        os.environ.pop(var, None)
-    os.environ.update({"CXLOOP_DATA_DIR": str(root), "DAGSTER_HOME": str(root / "dagster"),
-                       "CXLOOP_PSEUDONYM_KEY": BENCH_KEY, **PLATFORM_ENV})
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    from orchestration.lib.settings import get_settings
-
-    settings = get_settings()
-    settings.ensure_dirs()
-    return settings
-
-
-def step_seconds(result) -> dict[str, float]:
-    out = {}
-    for event in result.all_events:
-        if event.event_type_value == "STEP_SUCCESS":
-            out[event.step_key] = event.event_specific_data.duration_ms / 1000
-    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
-
-
-def failures(result) -> list[str]:
-    return [f"{e.step_key}: {e.message}" for e in result.all_events if e.is_failure]
-
-
-def training_decisions(result) -> dict[str, dict]:
-    out = {}
-    for event in result.get_asset_materialization_events():
-        key = event.asset_key.to_user_string()
-        if key in ("churn_model", "ltv_model"):
-            out[key] = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
-    return out
-
-
 def read_platform_outputs(settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     import duckdb
 
@@ -197,35 +166,19 @@ def lightgbm_scores(settings, platform_scores: pd.DataFrame, features: pd.DataFr
     the asset, and the output says so: what is measured is the model the platform trained, whether or not it
     would be served.
     """
-    from ml.config import CHALLENGER, CHAMPION, KINDS, MODEL_NAMES
+    from ml.config import CHAMPION, MODEL_NAMES
     from ml.dataset import build_scoring
     from ml.score import Champion, score
-    from ml.tracking import load_booster, version_by_alias
-    from orchestration.lib.models import mlflow_store
+    from ml.tracking import load_booster
 
-    client = mlflow_store(settings).client()
-    chosen = {}
-    for kind in KINDS:
-        for alias in (CHAMPION, CHALLENGER):
-            version = version_by_alias(client, MODEL_NAMES[kind], alias)
-            if version is not None:
-                chosen[kind] = (alias, str(version.version))
-                break
-        else:
-            raise SystemExit(f"{MODEL_NAMES[kind]} has neither a champion nor a challenger: no model was trained")
-    used = {kind: f"{MODEL_NAMES[kind]} v{version} ({alias})" for kind, (alias, version) in chosen.items()}
-    if len(platform_scores) and all(alias == CHAMPION for alias, _ in chosen.values()):
+    chosen = judged_versions(settings)
+    used = {kind: f"{MODEL_NAMES[kind]} v{version} ({alias})" for kind, (version, alias) in chosen.items()}
+    if len(platform_scores) and all(alias == CHAMPION for _, alias in chosen.values()):
         return platform_scores, used
     boosters = {kind: Champion(kind, version, load_booster(MODEL_NAMES[kind], version))
-                for kind, (alias, version) in chosen.items()}
+                for kind, (version, alias) in chosen.items()}
     scored = score(build_scoring(features), boosters, settings.horizon_days)
     return scored[["customer_key", "as_of_date", "churn_probability", "predicted_ltv_usd"]], used
-
-
-def peak_rss_gb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024 / 1024
 
 
 def ranking(actual_churn, churn_score, actual_spend, spend_score) -> dict[str, float]:
@@ -265,7 +218,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
     tx = read_transactions(source)
     calibration = tx[tx["day"] <= CALIBRATION_END]
 
-    settings = use_fresh_installation(root)
+    settings = fresh_installation(root, BENCH_KEY, PLATFORM_ENV)
     t0 = time.perf_counter()
     landed = write_landing(calibration, settings.landing_dir)
     timings["write landing files"] = time.perf_counter() - t0
@@ -277,19 +230,15 @@ def run(args: argparse.Namespace, root: Path) -> int:
 
     from ml.baselines import BGNBDGammaGamma
     from ml.metrics import churn_metrics
-    from orchestration.cli import execute, prepare
+    from orchestration.cli import prepare
     from orchestration.lib.pseudonymize import pseudonym
 
     t0 = time.perf_counter()
     prepare(settings, quiet=True)
     timings["prepare (dbt parse)"] = time.perf_counter() - t0
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     log_path = root / "run.log"
-    t0 = time.perf_counter()
-    with log_path.open("w") as log, contextlib.redirect_stdout(log):
-        result = execute("platform_job", settings, tags={"cxloop/trigger": "benchmark"})
-    pipeline_s = time.perf_counter() - t0
+    result, pipeline_s = run_platform(settings, log_path)
     timings["platform_job"] = pipeline_s
     if not result.success:
         print(f"platform_job failed after {pipeline_s:.1f} s (dbt output in {log_path}, kept with --keep or "
@@ -332,7 +281,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
 
     print()
     print(f"platform_job succeeded in {pipeline_s:.1f} s; marts.customer_scores: {len(platform_scores):,} rows")
-    for name, meta in training_decisions(result).items():
+    for name, meta in training_metadata(result).items():
         metric = "roc_auc" if name == "churn_model" else "normalized_gini"
         baselines = ", ".join(f"{k.removeprefix('baseline_').removesuffix('_' + metric)} {v:.4f}"
                               for k, v in meta.items() if k.startswith("baseline_"))

@@ -26,7 +26,6 @@ A table goes to stdout, and as the last line one JSON object with the figures of
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
@@ -43,30 +42,20 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.installation import (  # noqa: E402
+    fresh_installation,
+    judged_versions,
+    run_platform,
+    step_seconds,
+    training_metadata,
+)
+
 BENCH_KEY = "ml-simulated-benchmark-key"
-# Variables that could point the run at another installation or change its settings; the benchmark measures
-# the defaults `make run` uses, and unsets them again before each size because a run writes them itself.
-FOREIGN_ENV = ("CXLOOP_LANDING_DIR", "CXLOOP_WAREHOUSE", "CXLOOP_PII_DB", "CXLOOP_SERVING_DIR",
-               "CXLOOP_MLFLOW_DIR", "CXLOOP_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI", "CXLOOP_HORIZON_DAYS",
-               "CXLOOP_CUTOFF_STEP_DAYS", "CXLOOP_TRAIN_CUTOFFS", "CXLOOP_PROMOTION_MARGIN")
 SCRATCH_MLFLOW = "bench-train-mlflow"
 TRAINING_REPORT = "bench-training.json"
 SCHEMA_KEYS = ("customers", "days", "events", "orders", "train_rows", "eval_rows", "n_features",
                "churn_auc_model", "churn_auc_ceiling", "churn_auc_bgnbd", "ltv_gini_model", "ltv_gini_bgnbd",
                "train_s_churn", "train_s_ltv", "train_peak_rss_gb", "platform_s")
-
-
-def use_installation(root: Path):
-    for var in FOREIGN_ENV:
-        os.environ.pop(var, None)
-    os.environ.update({"CXLOOP_DATA_DIR": str(root), "DAGSTER_HOME": str(root / "dagster"),
-                       "CXLOOP_PSEUDONYM_KEY": BENCH_KEY})
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    from orchestration.lib.settings import get_settings
-
-    settings = get_settings()
-    settings.ensure_dirs()
-    return settings
 
 
 def daily_order_rate(truth: pd.DataFrame) -> np.ndarray:
@@ -136,39 +125,6 @@ def read_truth(settings) -> pd.DataFrame:
     return truth
 
 
-def training_metadata(result) -> dict[str, dict]:
-    out = {}
-    for event in result.get_asset_materialization_events():
-        key = event.asset_key.to_user_string()
-        if key in ("churn_model", "ltv_model"):
-            out[key] = {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
-    return out
-
-
-def step_seconds(result) -> dict[str, float]:
-    return {e.step_key: e.event_specific_data.duration_ms / 1000
-            for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
-
-
-def registered_models(settings) -> dict[str, tuple[str, str]]:
-    """The version each kind is judged by: its champion, else the challenger the gate kept from serving."""
-    from ml.config import CHALLENGER, CHAMPION, KINDS, MODEL_NAMES
-    from ml.tracking import version_by_alias
-    from orchestration.lib.models import mlflow_store
-
-    client = mlflow_store(settings).client()
-    chosen = {}
-    for kind in KINDS:
-        for alias in (CHAMPION, CHALLENGER):
-            version = version_by_alias(client, MODEL_NAMES[kind], alias)
-            if version is not None:
-                chosen[kind] = (str(version.version), alias)
-                break
-        else:
-            raise SystemExit(f"{MODEL_NAMES[kind]} has no registered version: the platform trained no model")
-    return chosen
-
-
 def judge(settings, truth: pd.DataFrame) -> dict:
     """AUCs and Ginis on the evaluation cutoff: registered models re-predicted, and the ceiling."""
     from sklearn.metrics import roc_auc_score
@@ -184,7 +140,7 @@ def judge(settings, truth: pd.DataFrame) -> dict:
     features, labels = read_training_tables(settings)
     ds = build(features, labels)
     ev = ds.evaluate
-    chosen = registered_models(settings)
+    chosen = judged_versions(settings)
     churn_p = predict(load_booster(MODEL_NAMES["churn"], chosen["churn"][0]), ev.X)
     ltv_p = predict(load_booster(MODEL_NAMES["ltv"], chosen["ltv"][0]), ev.X)
 
@@ -242,7 +198,7 @@ def train_only(root: Path) -> int:
     """
     import importlib
 
-    settings = use_installation(root)
+    settings = fresh_installation(root, BENCH_KEY)
     for module in ("lifetimes", "lightgbm", "matplotlib.pyplot", "mlflow.data", "mlflow.lightgbm", "mlflow.models"):
         importlib.import_module(module)
     from ml import models
@@ -314,9 +270,9 @@ def measure_training(root: Path) -> dict:
 
 def run_size(customers: int, days: int, seed: int, root: Path) -> dict:
     import simulator
-    from orchestration.cli import execute, prepare
+    from orchestration.cli import prepare
 
-    settings = use_installation(root)
+    settings = fresh_installation(root, BENCH_KEY)
     print(f"\n== {customers:,} customers x {days} days (seed {seed}) in {root}", flush=True)
     t0 = time.perf_counter()
     summary = simulator.generate(customers=customers, days=days, seed=seed, out=settings.landing_dir,
@@ -327,12 +283,8 @@ def run_size(customers: int, days: int, seed: int, root: Path) -> dict:
           f"{counts['customers_churned']:,} customers churned", flush=True)
 
     prepare(settings, quiet=True)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     log_path = root / "run.log"
-    t0 = time.perf_counter()
-    with log_path.open("w") as log, contextlib.redirect_stdout(log):
-        result = execute("platform_job", settings, tags={"cxloop/trigger": "benchmark"})
-    platform_s = time.perf_counter() - t0
+    result, platform_s = run_platform(settings, log_path)
     if not result.success:
         for event in result.all_events:
             if event.is_failure:

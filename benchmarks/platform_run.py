@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import resource
 import sys
 import tempfile
 import time
@@ -21,6 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.installation import fresh_installation, peak_rss_gb  # noqa: E402
 
 
 def stage_of(step_key: str) -> str:
@@ -35,12 +35,6 @@ def stage_of(step_key: str) -> str:
     return step_key
 
 
-def peak_rss_gb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024 / 1024
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=2000)
@@ -50,13 +44,10 @@ def main() -> int:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="cxloop-bench-"))
-    os.environ.update({"CXLOOP_DATA_DIR": str(root), "DAGSTER_HOME": str(root / "dagster"),
-                       "CXLOOP_PSEUDONYM_KEY": "benchmark-key"})
+    settings = fresh_installation(root, "benchmark-key")
     import simulator
     from orchestration.cli import execute, prepare
-    from orchestration.lib.settings import get_settings
 
-    settings = get_settings()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     summary = simulator.generate(customers=args.customers, days=args.days, seed=args.seed,
