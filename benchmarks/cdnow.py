@@ -229,6 +229,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
     print("platform settings: " + ", ".join(f"{k}={v}" for k, v in PLATFORM_ENV.items()), flush=True)
 
     from ml.baselines import BGNBDGammaGamma
+    from ml.config import PRIMARY_METRIC
     from ml.metrics import churn_metrics
     from orchestration.cli import prepare
     from orchestration.lib.pseudonymize import pseudonym
@@ -282,7 +283,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
     print()
     print(f"platform_job succeeded in {pipeline_s:.1f} s; marts.customer_scores: {len(platform_scores):,} rows")
     for name, meta in training_metadata(result).items():
-        metric = "roc_auc" if name == "churn_model" else "normalized_gini"
+        metric = PRIMARY_METRIC[name.removesuffix("_model")]
         baselines = ", ".join(f"{k.removeprefix('baseline_').removesuffix('_' + metric)} {v:.4f}"
                               for k, v in meta.items() if k.startswith("baseline_"))
         print(f"  {name}: {meta.get('model')} -> {meta.get('alias')}; on the platform's evaluation cutoff "

@@ -47,16 +47,14 @@ def _default_params(kind: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """One training run's settings. `horizon_days` and the cutoffs are fixed when dbt builds
-    `customer_features`/`customer_labels`; the rest apply here.
+    """One training run's settings. `horizon_days` is the horizon the labels must have been built with (dbt
+    fixes it, with the cutoffs, when it builds `customer_features`/`customer_labels`); None accepts any.
 
     A candidate is promoted when its primary metric beats every baseline and beats the champion,
     re-evaluated on the same evaluation cutoff, by at least `promotion_margin`.
     """
 
-    horizon_days: int = 90
-    cutoff_step_days: int = 30
-    train_cutoffs: int = 6
+    horizon_days: int | None = 90
     promotion_margin: float = 0.005
     seed: int = 7
     max_boost_rounds: int = 2000

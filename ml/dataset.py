@@ -102,20 +102,21 @@ def feature_columns(features: pd.DataFrame) -> list[str]:
             and not pd.api.types.is_bool_dtype(features[c])]
 
 
-def build(features: pd.DataFrame, labels: pd.DataFrame, min_train_rows: int = 50) -> Dataset:
+def _split(rows: pd.DataFrame, names: list[str]) -> Split:
+    rows = rows.sort_values(["cutoff_date", "customer_key"]).reset_index(drop=True)
+    labels = rows.reindex(columns=list(LABEL_COLUMNS)).astype("float64")
+    return Split(keys=rows[list(KEY_COLUMNS)], X=rows[names].astype("float64"), labels=labels)
+
+
+def build(features: pd.DataFrame, labels: pd.DataFrame, min_train_rows: int = 50,
+          expected_horizon_days: int | None = None) -> Dataset:
+    """The three splits; `expected_horizon_days` guards against labels built with another horizon than the
+    settings now say (dbt has not rebuilt them since the setting changed)."""
     names = feature_columns(features)
-    features = features.copy()
-    features[names] = features[names].astype("float64")
     labelled = features.merge(labels[["customer_key", "cutoff_date", *LABEL_COLUMNS, "horizon_days"]],
                               on=["customer_key", "cutoff_date"], how="left", validate="one_to_one")
-
-    def split(role: str) -> Split:
-        rows = labelled[labelled["cutoff_role"] == role].sort_values(["cutoff_date", "customer_key"])
-        rows = rows.reset_index(drop=True)
-        return Split(keys=rows[list(KEY_COLUMNS)], X=rows[names],
-                     labels=rows[list(LABEL_COLUMNS)].astype({"churned": "float64", "horizon_net_usd": "float64"}))
-
-    train, evaluate, score = split("train"), split("evaluate"), split("score")
+    train, evaluate, score = (_split(labelled[labelled["cutoff_role"] == role], names)
+                              for role in ("train", "evaluate", "score"))
     if len(evaluate) == 0:
         raise DatasetError("no evaluation rows: the data must span more than one label horizon "
                            "(cxloop_horizon_days) after the first purchase")
@@ -128,12 +129,12 @@ def build(features: pd.DataFrame, labels: pd.DataFrame, min_train_rows: int = 50
     horizon = labels["horizon_days"].dropna().unique()
     if len(horizon) != 1:
         raise DatasetError(f"customer_labels mixes horizons {sorted(horizon)}")
+    if expected_horizon_days is not None and int(horizon[0]) != expected_horizon_days:
+        raise DatasetError(f"customer_labels were built with a {int(horizon[0])}-day horizon, the settings say "
+                           f"{expected_horizon_days}: rebuild the features with dbt (daily_job) before training")
     return Dataset(train=train, evaluate=evaluate, score=score, feature_names=names, horizon_days=int(horizon[0]))
 
 
 def build_scoring(features: pd.DataFrame) -> Split:
     """The scoring rows alone (features as of the day after the latest data), for `ml.score`."""
-    names = feature_columns(features)
-    rows = features[features["cutoff_role"] == "score"].sort_values("customer_key").reset_index(drop=True)
-    return Split(keys=rows[list(KEY_COLUMNS)], X=rows[names].astype("float64"),
-                 labels=pd.DataFrame(index=rows.index, columns=list(LABEL_COLUMNS), dtype="float64"))
+    return _split(features[features["cutoff_role"] == "score"], feature_columns(features))

@@ -54,13 +54,23 @@ def risk_segment(probability: np.ndarray) -> np.ndarray:
     return out
 
 
-SCORE_COLUMNS = ("customer_key", "as_of_date", "churn_probability", "predicted_ltv_usd", "horizon_days",
-                 "risk_segment", "churn_model_version", "ltv_model_version", "scored_at")
+# The scores table's contract (column: SQL type): what activation tools and the serving snapshot rely on.
+SCORE_SCHEMA = {
+    "customer_key": "varchar",
+    "as_of_date": "date",
+    "churn_probability": "double",
+    "predicted_ltv_usd": "double",
+    "horizon_days": "integer",
+    "risk_segment": "varchar",
+    "churn_model_version": "varchar",
+    "ltv_model_version": "varchar",
+    "scored_at": "timestamp",
+}
 
 
 def empty_scores() -> pd.DataFrame:
     """The scores table with no rows, for an installation with no champion yet."""
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in SCORE_COLUMNS})
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in SCORE_SCHEMA})
 
 
 def score(rows: Split, models_by_kind: dict[str, Champion], horizon_days: int,

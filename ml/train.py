@@ -19,7 +19,6 @@ from ml.dataset import Dataset, build
 from ml.metrics import churn_metrics, ltv_metrics
 from ml.tracking import Store, load_booster, version_by_alias
 
-BASELINES = {CHURN: ("bgnbd", "rfm"), "ltv": ("bgnbd", "rfm")}
 BASELINE_RUN_NAMES = {"bgnbd": "baseline: BG/NBD + Gamma-Gamma", "rfm": "baseline: RFM score"}
 
 
@@ -135,7 +134,7 @@ def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
     from mlflow.models import infer_signature
 
     config = config or TrainingConfig()
-    ds = build(features, labels)
+    ds = build(features, labels, expected_horizon_days=config.horizon_days)
     model_name = MODEL_NAMES[kind]
     client = store.client()
     experiment_id = store.experiment_id(client, model_name)

@@ -9,25 +9,14 @@ from functools import cache
 import pandas as pd
 
 from ml.config import TrainingConfig
+from ml.score import SCORE_SCHEMA
 from ml.tracking import Store
 from orchestration.lib.settings import PROJECT_ROOT, Settings
-from orchestration.lib.warehouse import connect, table_exists
+from orchestration.lib.warehouse import connect
 
 FEATURES_TABLE = "features.customer_features"
 LABELS_TABLE = "features.customer_labels"
 SCORES_SCHEMA, SCORES_TABLE = "marts", "customer_scores"
-# The scores table's contract: what activation tools and the serving snapshot can rely on.
-SCORES_COLUMNS = {
-    "customer_key": "varchar",
-    "as_of_date": "date",
-    "churn_probability": "double",
-    "predicted_ltv_usd": "double",
-    "horizon_days": "integer",
-    "risk_segment": "varchar",
-    "churn_model_version": "varchar",
-    "ltv_model_version": "varchar",
-    "scored_at": "timestamp",
-}
 
 
 def mlflow_store(settings: Settings) -> Store:
@@ -44,8 +33,7 @@ def store_exists(settings: Settings) -> bool:
 
 
 def training_config(settings: Settings) -> TrainingConfig:
-    return TrainingConfig(horizon_days=settings.horizon_days, cutoff_step_days=settings.cutoff_step_days,
-                          train_cutoffs=settings.train_cutoffs, promotion_margin=settings.promotion_margin)
+    return TrainingConfig(horizon_days=settings.horizon_days, promotion_margin=settings.promotion_margin)
 
 
 @cache
@@ -79,16 +67,11 @@ def write_scores(settings: Settings, scores: pd.DataFrame) -> int:
     with connect(settings) as con:
         con.execute(f"create schema if not exists {SCORES_SCHEMA}")
         con.register("new_scores", scores)
-        columns = ", ".join(f"{c} {t}" for c, t in SCORES_COLUMNS.items())
-        casts = ", ".join(f"cast({c} as {t})" for c, t in SCORES_COLUMNS.items())
+        columns = ", ".join(f"{c} {t}" for c, t in SCORE_SCHEMA.items())
+        casts = ", ".join(f"cast({c} as {t})" for c, t in SCORE_SCHEMA.items())
         con.execute("begin")
         con.execute(f"create or replace table {SCORES_SCHEMA}.{SCORES_TABLE} ({columns})")
         con.execute(f"insert into {SCORES_SCHEMA}.{SCORES_TABLE} select {casts} from new_scores")
         con.execute("commit")
         con.unregister("new_scores")
         return con.execute(f"select count(*) from {SCORES_SCHEMA}.{SCORES_TABLE}").fetchone()[0]
-
-
-def scores_exist(settings: Settings) -> bool:
-    with connect(settings, read_only=True) as con:
-        return table_exists(con, SCORES_SCHEMA, SCORES_TABLE)

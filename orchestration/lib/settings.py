@@ -37,6 +37,7 @@ class Settings:
     dbt_project_dir: Path
     dbt_target: str
     mlflow_tracking_uri: str | None = None
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
     horizon_days: int = 90
     cutoff_step_days: int = 30
     train_cutoffs: int = 6
@@ -59,6 +60,8 @@ class Settings:
             # Unset: a SQLite store and artifact folder under `mlflow_dir`. Set: any MLflow tracking server. Not
             # MLFLOW_TRACKING_URI, which MLflow itself writes into the environment when a client connects.
             mlflow_tracking_uri=os.environ.get("CXLOOP_MLFLOW_TRACKING_URI") or None,
+            # Where people open the MLflow UI: the base of the run links in Dagster metadata.
+            mlflow_ui_url=os.environ.get("CXLOOP_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             horizon_days=int(os.environ.get("CXLOOP_HORIZON_DAYS", 90)),
             cutoff_step_days=int(os.environ.get("CXLOOP_CUTOFF_STEP_DAYS", 30)),
             train_cutoffs=int(os.environ.get("CXLOOP_TRAIN_CUTOFFS", 6)),

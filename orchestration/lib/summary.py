@@ -36,6 +36,8 @@ def materialized_keys(result) -> set[str]:
 
 def model_lines(settings: Settings, result) -> list[str]:
     """What training decided in this run (from the assets' metadata) and what the scores were made with."""
+    from ml.config import PRIMARY_METRIC
+
     lines = []
     if result is not None:
         for event in result.get_asset_materialization_events():
@@ -46,7 +48,7 @@ def model_lines(settings: Settings, result) -> list[str]:
             if not meta.get("trained"):
                 lines.append(f"  {key:<12} not trained: {meta.get('reason', 'see the run log')}")
                 continue
-            metric = "roc_auc" if key == "churn_model" else "normalized_gini"
+            metric = PRIMARY_METRIC[key.removesuffix("_model")]
             lines.append(f"  {key:<12} {meta['model']} -> {meta['alias']}: {meta['decision']}")
             lines.append(f"  {'':<12} {metric} {meta[metric]:.4f} on cutoff {meta['eval_cutoff']} "
                          f"({meta['eval_rows']:,} customers); run {meta['mlflow_run']}")

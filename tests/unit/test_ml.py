@@ -97,6 +97,10 @@ def test_dataset_explains_too_little_history():
     features, labels = _frames(train_cutoffs=0)
     with pytest.raises(DatasetError, match="training rows"):
         build(features, labels)
+    features, labels = _frames(horizon=30)
+    with pytest.raises(DatasetError, match="30-day horizon, the settings say 90"):
+        build(features, labels, expected_horizon_days=90)
+    assert build(features, labels, expected_horizon_days=30).horizon_days == 30
     no_eval = features[features.cutoff_role != "evaluate"]
     with pytest.raises(DatasetError, match="evaluation rows"):
         build(no_eval, labels[labels.cutoff_role != "evaluate"])

@@ -5,8 +5,6 @@ next to its baselines and the current champion on the same evaluation cutoff, an
 (see `ml.train`). Scoring always uses the `champion` alias, so a candidate that lost is never served.
 """
 
-import os
-
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
@@ -26,7 +24,6 @@ from orchestration.lib.settings import get_settings
 FEATURES = get_asset_key_for_model([cxloop_dbt_models], "customer_features")
 LABELS = get_asset_key_for_model([cxloop_dbt_models], "customer_labels")
 ML_GROUP = "ml"
-MLFLOW_UI = os.environ.get("CXLOOP_MLFLOW_UI_URL", "http://127.0.0.1:5000")
 
 
 def _train(context: dg.AssetExecutionContext, kind: str) -> dg.MaterializeResult:
@@ -54,7 +51,8 @@ def _train(context: dg.AssetExecutionContext, kind: str) -> dg.MaterializeResult
     return dg.MaterializeResult(metadata={
         "trained": True,
         "mlflow_run_id": result.run_id,
-        "mlflow_run": dg.MetadataValue.url(f"{MLFLOW_UI}/#/experiments/{result.experiment_id}/runs/{result.run_id}"),
+        "mlflow_run": dg.MetadataValue.url(
+            f"{settings.mlflow_ui_url}/#/experiments/{result.experiment_id}/runs/{result.run_id}"),
         "model": f"{result.model_name} v{result.model_version}",
         "alias": decision.alias,
         "promoted": decision.promoted,
