@@ -26,6 +26,18 @@ from expectations.suite import (
     rate,
 )
 
+SEGMENT_MEASURES = ("sessions", "converted_sessions", "orders", "completed_orders", "revenue_usd", "booked_usd",
+                    "first_orders", "payment_attempts",
+                    "payment_successes", "new_customers", "tickets", "csat_sum", "csat_count", "nps_responses",
+                    "nps_net", "viewed_users", "added_users", "checkout_users", "payment_users", "ordered_users")
+EXPERIMENT_RESULT_COLUMNS = (
+    "experiment_id", "variation_id", "is_control", "metric", "units", "excluded_units", "conversions", "mean",
+    "control_mean", "abs_lift", "abs_lift_low", "abs_lift_high", "rel_lift", "rel_lift_low", "rel_lift_high",
+    "p_value", "chance_to_beat_control", "cuped_abs_lift", "cuped_abs_lift_low", "cuped_abs_lift_high",
+    "cuped_p_value", "variance_reduction", "srm_p_value", "srm", "required_units", "first_exposure_date",
+    "last_exposure_date", "is_running", "decision", "ship_variation", "decision_reason")
+DECISIONS = ("ship", "dont_ship", "keep_running", "invalid_srm")
+
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("customer_key", "first_seen_at", "signup_at", "country", "city", "birth_year",
                   "acquisition_channel", "marketing_consent", "cohort_month", "orders_count", "completed_orders",
@@ -51,6 +63,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "cohort_retention": ("cohort_month", "months_since", "cohort_size", "active_customers", "retention_rate",
                          "revenue_usd"),
     "quarantine": ("source", "_file", "_line", "rule", "message", "raw_text", "stage", "_delivery_date"),
+    "kpi_segments_daily": ("date", "dimension", "segment", *SEGMENT_MEASURES),
+    "experiment_exposures": ("experiment_id", "unit_key", "customer_key", "variation_id", "variations_seen",
+                             "exposures", "first_exposed_at", "last_exposed_at", "window_days", "window_complete",
+                             "converted", "orders", "revenue_usd", "pre_converted", "pre_orders",
+                             "pre_revenue_usd"),
+    "experiment_results": EXPERIMENT_RESULT_COLUMNS,
+    "audience_abandoned_carts": ("customer_key", "cart_step", "abandoned_at", "product_id", "abandoned_steps",
+                                 "reason", "as_of_at"),
+    "audience_churn_risk_high_value": ("customer_key", "as_of_date", "churn_probability", "predicted_ltv_usd",
+                                       "net_revenue_usd", "reason", "churn_model_version", "ltv_model_version"),
+    "audience_bad_experience": ("customer_key", "touchpoint", "experience_at", "reason", "as_of_at"),
 }
 
 GRAIN: dict[str, tuple[str, ...]] = {
@@ -62,6 +85,12 @@ GRAIN: dict[str, tuple[str, ...]] = {
     "funnel_daily": ("date", "channel"),
     "cohort_retention": ("cohort_month", "months_since"),
     "quarantine": ("source", "_file", "_line", "rule"),
+    "kpi_segments_daily": ("date", "dimension", "segment"),
+    "experiment_exposures": ("experiment_id", "unit_key"),
+    "experiment_results": ("experiment_id", "variation_id"),
+    "audience_abandoned_carts": ("customer_key",),
+    "audience_churn_risk_high_value": ("customer_key",),
+    "audience_bad_experience": ("customer_key",),
 }
 
 QUARANTINE_STAGES = ("ingest", "build")
@@ -167,6 +196,74 @@ def quarantine() -> Suite:
     ))
 
 
+def kpi_segments_daily() -> Suite:
+    t = "kpi_segments_daily"
+    return _mart(t, (
+        accepted_values(t, "dimension", ("all", "channel", "device_type", "payment_method")),
+        # Promoters minus detractors is the one measure that may be negative.
+        *non_negative(t, *(m for m in SEGMENT_MEASURES if m != "nps_net")),
+        at_least(t, "sessions", "converted_sessions", "at_least_converted_sessions"),
+        at_least(t, "payment_attempts", "payment_successes", "at_least_payment_successes"),
+        at_least(t, "nps_responses", "nps_net", "at_least_nps_net"),
+        at_least(t, "viewed_users", "added_users", "at_least_added_users"),
+    ))
+
+
+def experiment_exposures() -> Suite:
+    t = "experiment_exposures"
+    return _mart(t, (
+        *(not_null(t, c) for c in ("variation_id", "first_exposed_at", "window_complete")),
+        between(t, "variations_seen", 1),
+        at_least(t, "exposures", "variations_seen", "at_least_variations_seen"),
+        at_least(t, "last_exposed_at", "first_exposed_at", "not_before_first_exposed_at"),
+        *(between(t, c, 0, 1) for c in ("converted", "pre_converted")),
+        *non_negative(t, "orders", "revenue_usd", "pre_orders", "pre_revenue_usd"),
+        at_least(t, "orders", "converted", "at_least_converted"),
+    ))
+
+
+def experiment_results() -> Suite:
+    t = "experiment_results"
+    return _mart(t, (
+        accepted_values(t, "decision", DECISIONS),
+        *(not_null(t, c) for c in ("is_control", "metric", "units", "decision", "decision_reason", "srm")),
+        *non_negative(t, "units", "excluded_units", "required_units"),
+        *rate(t, "p_value", "cuped_p_value", "chance_to_beat_control", "srm_p_value"),
+        between(t, "variance_reduction", 0, 1),
+        at_least(t, "abs_lift_high", "abs_lift_low", "interval_ordered"),
+        at_least(t, "rel_lift_high", "rel_lift_low", "interval_ordered"),
+        at_least(t, "cuped_abs_lift_high", "cuped_abs_lift_low", "interval_ordered"),
+    ))
+
+
+def audience_abandoned_carts() -> Suite:
+    t = "audience_abandoned_carts"
+    return _mart(t, (
+        accepted_values(t, "cart_step", ("checkout_started", "product_added")),
+        *(not_null(t, c) for c in ("abandoned_at", "reason", "as_of_at")),
+        between(t, "abandoned_steps", 1),
+        at_least(t, "as_of_at", "abandoned_at", "not_after_as_of_at"),
+    ))
+
+
+def audience_churn_risk_high_value() -> Suite:
+    t = "audience_churn_risk_high_value"
+    return _mart(t, (
+        *rate(t, "churn_probability"),
+        *non_negative(t, "predicted_ltv_usd"),
+        not_null(t, "reason"),
+    ))
+
+
+def audience_bad_experience() -> Suite:
+    t = "audience_bad_experience"
+    return _mart(t, (
+        accepted_values(t, "touchpoint", ("payment", "support", "survey")),
+        *(not_null(t, c) for c in ("experience_at", "reason", "as_of_at")),
+        at_least(t, "as_of_at", "experience_at", "not_after_as_of_at"),
+    ))
+
+
 SUITES: dict[str, Callable[[], Suite]] = {
     "marts.customers": customers,
     "marts.orders": orders,
@@ -176,4 +273,10 @@ SUITES: dict[str, Callable[[], Suite]] = {
     "marts.funnel_daily": funnel_daily,
     "marts.cohort_retention": cohort_retention,
     "marts.quarantine": quarantine,
+    "marts.kpi_segments_daily": kpi_segments_daily,
+    "marts.experiment_exposures": experiment_exposures,
+    "marts.experiment_results": experiment_results,
+    "marts.audience_abandoned_carts": audience_abandoned_carts,
+    "marts.audience_churn_risk_high_value": audience_churn_risk_high_value,
+    "marts.audience_bad_experience": audience_bad_experience,
 }

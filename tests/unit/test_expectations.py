@@ -215,6 +215,59 @@ MART_ROWS: dict[str, list[dict]] = {
          "rule": "payments.order_id.known", "message": "order not in orders", "raw_text": None, "stage": "build",
          "_delivery_date": ts("2026-03-01")},
     ],
+    "kpi_segments_daily": [
+        {"date": ts("2026-01-05"), "dimension": "all", "segment": "all", "sessions": 10, "converted_sessions": 2,
+         "orders": 2, "completed_orders": 2, "revenue_usd": 80.0, "payment_attempts": 3, "payment_successes": 2,
+         "new_customers": 1, "tickets": 1, "csat_sum": 4, "csat_count": 1, "nps_responses": 2, "nps_net": -1,
+         "viewed_users": 8, "added_users": 4, "checkout_users": 3, "payment_users": 2, "ordered_users": 2},
+        {"date": ts("2026-01-05"), "dimension": "channel", "segment": "web", "sessions": 6, "converted_sessions": 1,
+         "orders": 1, "completed_orders": 1, "revenue_usd": 40.0, "payment_attempts": 2, "payment_successes": 1,
+         "new_customers": None, "tickets": None, "csat_sum": None, "csat_count": None, "nps_responses": None,
+         "nps_net": None, "viewed_users": 5, "added_users": 2, "checkout_users": 2, "payment_users": 1,
+         "ordered_users": 1},
+    ],
+    "experiment_exposures": [
+        {"experiment_id": "checkout_button", "unit_key": "a1" * 16, "customer_key": "a1" * 16,
+         "variation_id": "treatment", "variations_seen": 1, "exposures": 3, "first_exposed_at": ts("2026-01-05 10:00"),
+         "last_exposed_at": ts("2026-01-09 10:00"), "window_days": 7, "window_complete": True, "converted": 1,
+         "orders": 2, "revenue_usd": 80.0, "pre_converted": 0, "pre_orders": 0, "pre_revenue_usd": 0.0},
+        {"experiment_id": "aa_homepage", "unit_key": "anon-2", "customer_key": None, "variation_id": "a",
+         "variations_seen": 2, "exposures": 2, "first_exposed_at": ts("2026-01-06 12:00"),
+         "last_exposed_at": ts("2026-01-06 12:00"), "window_days": 7, "window_complete": False, "converted": 0,
+         "orders": 0, "revenue_usd": 0.0, "pre_converted": 0, "pre_orders": 0, "pre_revenue_usd": 0.0},
+    ],
+    "experiment_results": [
+        {"experiment_id": "checkout_button", "variation_id": "control", "is_control": True, "metric": "converted",
+         "units": 1000, "excluded_units": 0, "conversions": 100.0, "mean": 0.1, "control_mean": 0.1,
+         "abs_lift": None, "abs_lift_low": None, "abs_lift_high": None, "rel_lift": None, "rel_lift_low": None,
+         "rel_lift_high": None, "p_value": None, "chance_to_beat_control": None, "cuped_abs_lift": None,
+         "cuped_abs_lift_low": None, "cuped_abs_lift_high": None, "cuped_p_value": None,
+         "variance_reduction": 0.1, "srm_p_value": 0.8, "srm": False, "required_units": 14000,
+         "first_exposure_date": ts("2026-01-01"), "last_exposure_date": ts("2026-02-01"), "is_running": True,
+         "decision": "keep_running", "ship_variation": None, "decision_reason": "Keep running."},
+        {"experiment_id": "checkout_button", "variation_id": "treatment", "is_control": False,
+         "metric": "converted", "units": 1010, "excluded_units": 0, "conversions": 121.0, "mean": 0.12,
+         "control_mean": 0.1, "abs_lift": 0.02, "abs_lift_low": -0.008, "abs_lift_high": 0.048, "rel_lift": 0.2,
+         "rel_lift_low": -0.07, "rel_lift_high": 0.5, "p_value": 0.16, "chance_to_beat_control": 0.92,
+         "cuped_abs_lift": 0.02, "cuped_abs_lift_low": -0.006, "cuped_abs_lift_high": 0.046,
+         "cuped_p_value": 0.13, "variance_reduction": 0.1, "srm_p_value": 0.8, "srm": False,
+         "required_units": 14000, "first_exposure_date": ts("2026-01-01"), "last_exposure_date": ts("2026-02-01"),
+         "is_running": True, "decision": "keep_running", "ship_variation": None, "decision_reason": "Keep running."},
+    ],
+    "audience_abandoned_carts": [
+        {"customer_key": "a1" * 16, "cart_step": "checkout_started", "abandoned_at": ts("2026-01-05 10:00"),
+         "product_id": "P001", "abandoned_steps": 2, "reason": "checkout started, no order within 24 h",
+         "as_of_at": ts("2026-01-08 10:00")},
+    ],
+    "audience_churn_risk_high_value": [
+        {"customer_key": "a1" * 16, "as_of_date": ts("2026-01-08"), "churn_probability": 0.7,
+         "predicted_ltv_usd": 150.0, "net_revenue_usd": 400.0, "reason": "top spend to date, churn probability 0.7",
+         "churn_model_version": "3", "ltv_model_version": "2"},
+    ],
+    "audience_bad_experience": [
+        {"customer_key": "a1" * 16, "touchpoint": "payment", "experience_at": ts("2026-01-05 10:00"),
+         "reason": "last payment attempt failed (card_declined)", "as_of_at": ts("2026-01-08 10:00")},
+    ],
 }
 
 
@@ -241,11 +294,11 @@ def test_importing_the_package_loads_neither_gx_nor_dagster():
 
 
 def test_registry_has_a_suite_per_raw_source_mart_and_model_table():
-    from expectations import models
+    from expectations import measure, models
 
     assert set(SUITES) == ({f"raw.{table}" for table in raw.COLUMNS} | {f"marts.{model}" for model in marts.COLUMNS}
-                           | set(models.SUITES))
-    assert len(SUITES) == 17
+                           | set(models.SUITES) | set(measure.SUITES))
+    assert len(SUITES) == 25
     for key, build in SUITES.items():
         suite = build()
         layer, table = key.split(".")
@@ -253,6 +306,42 @@ def test_registry_has_a_suite_per_raw_source_mart_and_model_table():
         assert all(rule.name.startswith(f"{table}.") for rule in suite.rules), key
     with pytest.raises(KeyError, match="raw.nope"):
         suite_for("raw", "nope")
+
+
+ANOMALY_ROWS = [
+    {"date": ts("2026-03-24"), "metric": "sessions", "dimension": "all", "segment": "all", "value": 29.0,
+     "expected": 75.8, "lower": 30.8, "upper": 120.9, "score": -4.2, "direction": "drop", "volume": 75.8,
+     "drilldown_dimension": "channel", "drilldown_segment": "web", "drilldown": "channel=web: 17 vs 49 expected"},
+    {"date": ts("2026-04-06"), "metric": "revenue_usd", "dimension": "channel", "segment": "mobile", "value": 1388.8,
+     "expected": 213.9, "lower": 0.0, "upper": 1100.0, "score": 5.6, "direction": "spike", "volume": 213.9,
+     "drilldown_dimension": None, "drilldown_segment": None, "drilldown": None},
+]
+ALLOCATION_ROWS = [
+    {"experiment_id": "checkout_button", "variation_id": v, "probability_best": p, "traffic_share": share,
+     "floor": 0.05, "as_of_date": ts("2026-05-23")}
+    for v, p, share in (("control", 0.07, 0.07), ("treatment", 0.93, 0.93))
+]
+
+
+def measure_frame(rows: list[dict]) -> pd.DataFrame:
+    con = duckdb.connect()
+    con.register("src", pd.DataFrame(rows))
+    return con.sql("select * from src").df()
+
+
+@pytest.mark.parametrize("table, rows", [("kpi_anomalies", ANOMALY_ROWS), ("experiment_allocation", ALLOCATION_ROWS)])
+def test_measure_tables_pass_and_catch_their_invariants(table, rows):
+    assert validate(measure_frame(rows), suite_for("marts", table)).success
+    broken = [dict(row) for row in rows]
+    if table == "kpi_anomalies":
+        broken[0]["direction"] = "spike"  # a negative score labelled as a spike
+        rule = "kpi_anomalies.score.spike_above_expected"
+    else:
+        broken[0]["traffic_share"] = 0.01  # below the floor
+        rule = "experiment_allocation.traffic_share.at_least_floor"
+    outcome = validate(measure_frame(broken), suite_for("marts", table))
+    assert [f.rule for f in outcome.failures] == [rule], outcome.summary()
+
 
 
 def test_raw_suites_never_require_unique_keys_and_marts_always_do():
