@@ -1,0 +1,1 @@
+"""Plain-Python analysis behind cxloop's measure step: KPI anomalies, experiments, the report."""
