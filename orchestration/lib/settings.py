@@ -36,12 +36,26 @@ class Settings:
     mlflow_dir: Path
     dbt_project_dir: Path
     dbt_target: str
+    alerts_dir: Path
+    reports_dir: Path
     mlflow_tracking_uri: str | None = None
     mlflow_ui_url: str = "http://127.0.0.1:5000"
     horizon_days: int = 90
     cutoff_step_days: int = 30
     train_cutoffs: int = 6
     promotion_margin: float = 0.005
+    config_file: Path = PROJECT_ROOT / "config" / "cxloop.yml"
+    dagster_ui_url: str = "http://127.0.0.1:3000"
+    alert_webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    alert_email_from: str = "cxloop@localhost"
+    alert_email_to: tuple[str, ...] = ()
+    alert_suppress_hours: float = 24.0
+    alert_lookback_days: int = 3
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -66,6 +80,23 @@ class Settings:
             cutoff_step_days=int(os.environ.get("CXLOOP_CUTOFF_STEP_DAYS", 30)),
             train_cutoffs=int(os.environ.get("CXLOOP_TRAIN_CUTOFFS", 6)),
             promotion_margin=float(os.environ.get("CXLOOP_PROMOTION_MARGIN", 0.005)),
+            # Anomaly monitors and experiment settings (docs/operations.md); the shipped file holds the defaults.
+            config_file=_path("CXLOOP_CONFIG", PROJECT_ROOT / "config" / "cxloop.yml"),
+            dagster_ui_url=os.environ.get("CXLOOP_DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/"),
+            alerts_dir=_path("CXLOOP_ALERTS_DIR", data / "alerts"),
+            reports_dir=_path("CXLOOP_REPORTS_DIR", data / "reports"),
+            # Alert sinks: each is on when its variables are set; the log sink under `alerts_dir` is always on.
+            alert_webhook_url=os.environ.get("CXLOOP_ALERT_WEBHOOK_URL") or None,
+            smtp_host=os.environ.get("CXLOOP_SMTP_HOST") or None,
+            smtp_port=int(os.environ.get("CXLOOP_SMTP_PORT", 25)),
+            smtp_user=os.environ.get("CXLOOP_SMTP_USER") or None,
+            smtp_password=os.environ.get("CXLOOP_SMTP_PASSWORD") or None,
+            smtp_starttls=os.environ.get("CXLOOP_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+            alert_email_from=os.environ.get("CXLOOP_ALERT_EMAIL_FROM", "cxloop@localhost"),
+            alert_email_to=tuple(a.strip() for a in os.environ.get("CXLOOP_ALERT_EMAIL_TO", "").split(",")
+                                 if a.strip()),
+            alert_suppress_hours=float(os.environ.get("CXLOOP_ALERT_SUPPRESS_HOURS", 24)),
+            alert_lookback_days=int(os.environ.get("CXLOOP_ALERT_LOOKBACK_DAYS", 3)),
         )
 
     def model_vars(self) -> dict[str, int]:
@@ -112,12 +143,15 @@ class Settings:
             "CXLOOP_CUTOFF_STEP_DAYS": str(self.cutoff_step_days),
             "CXLOOP_TRAIN_CUTOFFS": str(self.train_cutoffs),
             "CXLOOP_PROMOTION_MARGIN": str(self.promotion_margin),
+            "CXLOOP_CONFIG": str(self.config_file),
+            "CXLOOP_ALERTS_DIR": str(self.alerts_dir),
+            "CXLOOP_REPORTS_DIR": str(self.reports_dir),
             **({"CXLOOP_MLFLOW_TRACKING_URI": self.mlflow_tracking_uri} if self.mlflow_tracking_uri else {}),
         }
 
     def ensure_dirs(self) -> None:
         for path in (self.warehouse.parent, self.pii_db.parent, self.serving_dir, self.dagster_home,
-                     self.mlflow_dir):
+                     self.mlflow_dir, self.alerts_dir, self.reports_dir):
             path.mkdir(parents=True, exist_ok=True)
 
 
