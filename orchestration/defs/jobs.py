@@ -4,7 +4,9 @@ per-step re-import of the definitions (about 1.5 s a step with the multiprocess 
 import dagster as dg
 
 from orchestration.defs.ml.assets import churn_model, customer_scores, ltv_model
+from orchestration.defs.report.assets import report
 from orchestration.defs.serving.assets import serving_snapshot
+from orchestration.defs.transform.assets import cxloop_activation_models
 
 WAREHOUSE_RUN_TAG = {"cxloop/warehouse": "write"}
 
@@ -25,12 +27,14 @@ MODEL_ASSETS = dg.AssetSelection.assets(churn_model, ltv_model)
 
 daily_job = _warehouse_job("daily_job", dg.AssetSelection.all() - MODEL_ASSETS,
                            "Ingest, build the customer data layer with dbt, run every check, score customers with "
-                           "the champion models, publish the serving snapshot. Training is weekly.")
+                           "the champion models, find KPI anomalies, analyse experiments, build the audiences, "
+                           "publish the serving snapshot and write the report. Training is weekly.")
 
 training_job = _warehouse_job(
     "training_job",
-    MODEL_ASSETS | dg.AssetSelection.assets(customer_scores, serving_snapshot),
-    "Retrain the churn and LTV candidates on the current features, promote the winners, rescore, republish.")
+    MODEL_ASSETS | dg.AssetSelection.assets(customer_scores, cxloop_activation_models, serving_snapshot, report),
+    "Retrain the churn and LTV candidates on the current features, promote the winners, rescore, rebuild the "
+    "audiences that read the scores, republish and rewrite the report.")
 
 
 

@@ -235,7 +235,9 @@ def read_snapshot(settings: Settings) -> Snapshot | None:
             selected.append(r)
         elif (r.metric, r.date) in flagged:
             context.setdefault((r.metric, r.date), []).append(r)
-        else:
+        elif settings.alert_breakdowns:
+            # A segment that breaks while its KPI looks normal: its own line, when asked for. Off by default:
+            # sparse segments (a small channel's revenue) are noisier than the KPIs the defaults are tuned on.
             selected.append(r)
     out: list[Anomaly] = []
     for r in selected:

@@ -79,20 +79,24 @@ def _manifest(path: str) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def mart_models(project: DbtProject) -> list[Mapping[str, Any]]:
-    """Models in the `marts` group, read from the manifest so no mart is named in code."""
+# Groups whose models are tables in the `marts` schema that readers use: published, and checked by a suite each.
+PUBLISHED_GROUPS = ("marts", "activation")
+
+
+def mart_models(project: DbtProject, groups: tuple[str, ...] = PUBLISHED_GROUPS) -> list[Mapping[str, Any]]:
+    """Models in the published groups, read from the manifest so no mart is named in code."""
     manifest = _manifest(str(project.manifest_path))
     return sorted(
         (node for node in manifest["nodes"].values()
-         if node["resource_type"] == "model" and _cxloop_meta(node).get("group") == "marts"),
+         if node["resource_type"] == "model" and _cxloop_meta(node).get("group") in groups),
         key=lambda node: node["name"],
     )
 
 
-def mart_names(project: DbtProject) -> list[str]:
-    return [node["name"] for node in mart_models(project)]
+def mart_names(project: DbtProject, groups: tuple[str, ...] = PUBLISHED_GROUPS) -> list[str]:
+    return [node["name"] for node in mart_models(project, groups)]
 
 
 def always_built_marts(project: DbtProject) -> list[str]:
-    """Marts that need no optional source: they build whenever the dbt step runs."""
+    """Marts that need no optional source: they build whenever the dbt steps run."""
     return [node["name"] for node in mart_models(project) if not required_sources(node)]

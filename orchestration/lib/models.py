@@ -12,7 +12,7 @@ from ml.config import TrainingConfig
 from ml.score import SCORE_SCHEMA
 from ml.tracking import Store
 from orchestration.lib.settings import PROJECT_ROOT, Settings
-from orchestration.lib.warehouse import connect
+from orchestration.lib.warehouse import connect, replace_table
 
 FEATURES_TABLE = "features.customer_features"
 LABELS_TABLE = "features.customer_labels"
@@ -64,14 +64,4 @@ def read_scoring_rows(settings: Settings) -> pd.DataFrame:
 
 def write_scores(settings: Settings, scores: pd.DataFrame) -> int:
     """Replace `marts.customer_scores` in one transaction: readers see the old scores or the new ones."""
-    with connect(settings) as con:
-        con.execute(f"create schema if not exists {SCORES_SCHEMA}")
-        con.register("new_scores", scores)
-        columns = ", ".join(f"{c} {t}" for c, t in SCORE_SCHEMA.items())
-        casts = ", ".join(f"cast({c} as {t})" for c, t in SCORE_SCHEMA.items())
-        con.execute("begin")
-        con.execute(f"create or replace table {SCORES_SCHEMA}.{SCORES_TABLE} ({columns})")
-        con.execute(f"insert into {SCORES_SCHEMA}.{SCORES_TABLE} select {casts} from new_scores")
-        con.execute("commit")
-        con.unregister("new_scores")
-        return con.execute(f"select count(*) from {SCORES_SCHEMA}.{SCORES_TABLE}").fetchone()[0]
+    return replace_table(settings, SCORES_SCHEMA, SCORES_TABLE, scores, SCORE_SCHEMA)

@@ -56,6 +56,7 @@ class Settings:
     alert_email_to: tuple[str, ...] = ()
     alert_suppress_hours: float = 24.0
     alert_lookback_days: int = 3
+    alert_breakdowns: bool = False
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -97,6 +98,7 @@ class Settings:
                                  if a.strip()),
             alert_suppress_hours=float(os.environ.get("CXLOOP_ALERT_SUPPRESS_HOURS", 24)),
             alert_lookback_days=int(os.environ.get("CXLOOP_ALERT_LOOKBACK_DAYS", 3)),
+            alert_breakdowns=os.environ.get("CXLOOP_ALERT_BREAKDOWNS", "false").lower() in ("1", "true", "yes"),
         )
 
     def model_vars(self) -> dict[str, int]:

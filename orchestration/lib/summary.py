@@ -67,6 +67,48 @@ def model_lines(settings: Settings, result) -> list[str]:
     return (["models:"] + lines) if lines else []
 
 
+def measure_lines(settings: Settings) -> list[str]:
+    """KPI anomalies of the last days, each experiment's decision, audience sizes and where the report is."""
+    lines: list[str] = []
+    with connect(settings, read_only=True) as con:
+        if table_exists(con, "marts", "kpi_anomalies"):
+            total, whole = con.execute(
+                "select count(*), count(*) filter (where dimension = 'all') from marts.kpi_anomalies").fetchone()
+            recent = con.execute(
+                """
+                select date, metric, value, lower, upper, direction, drilldown
+                from marts.kpi_anomalies
+                where dimension = 'all'
+                order by date desc, abs(score) desc
+                limit 8
+                """).fetchall()
+            lines.append(f"kpi anomalies: {whole} in whole KPIs, {total - whole} more in breakdowns"
+                         + (" (latest first):" if recent else ""))
+            for day, metric, value, lower, upper, direction, drilldown in recent:
+                where = f"; {drilldown}" if drilldown else ""
+                lines.append(f"  {day} {metric:<24} {direction:<5} {value:,.4g} outside {lower:,.4g}..{upper:,.4g}"
+                             f"{where}")
+        if table_exists(con, "marts", "experiment_results"):
+            decisions = con.execute(
+                """
+                select experiment_id, any_value(decision), any_value(decision_reason), sum(units)
+                from marts.experiment_results group by experiment_id order by experiment_id
+                """).fetchall()
+            lines.append("experiments:" if decisions else "experiments: none exposed yet")
+            for experiment, decision, reason, units in decisions:
+                lines.append(f"  {experiment:<20} {decision:<12} {reason} ({units:,} people)")
+        audiences = [name for name in ("audience_abandoned_carts", "audience_churn_risk_high_value",
+                                       "audience_bad_experience") if table_exists(con, "marts", name)]
+        if audiences:
+            counts = {name: con.execute(f"select count(*) from marts.{name}").fetchone()[0] for name in audiences}
+            sizes = ", ".join(f"{name.removeprefix('audience_')} {n:,}" for name, n in counts.items())
+            lines.append(f"audiences (consenting customers): {sizes}")
+    latest = settings.reports_dir / "latest.html"
+    if latest.exists():
+        lines.append(f"report: {latest}")
+    return lines
+
+
 def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str]:
     from orchestration.lib.dbt import dbt_project, mart_names
 
@@ -93,13 +135,13 @@ def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str
     for mart in marts:
         if result is not None and not any(k.endswith(f"/{mart}") for k in done):
             if result.success:
-                lines.append(f"  {mart:<20} skipped (needs a source with no data)")
+                lines.append(f"  {mart:<30} skipped (needs a source with no data)")
             else:
-                lines.append(f"  {mart:<20} not built in this run")
+                lines.append(f"  {mart:<30} not built in this run")
         elif mart in counts:
-            lines.append(f"  {mart:<20} {counts[mart]:>10,}")
+            lines.append(f"  {mart:<30} {counts[mart]:>10,}")
         else:
-            lines.append(f"  {mart:<20} not built")
+            lines.append(f"  {mart:<30} not built")
     tally = check_tally(result)
     if result is not None:
         gx = sum(1 for name in tally.passed + [n for n, _ in tally.failed] if name.endswith("_meets_expectations"))
@@ -119,6 +161,7 @@ def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str
     if len(quarantine) > 12:
         lines.append(f"  ... {len(quarantine) - 12} more rules: select * from marts.quarantine")
     lines += model_lines(settings, result)
+    lines += measure_lines(settings)
     lines += [
         "next:",
         "  make ui                      Dagster UI on http://127.0.0.1:3000 (runs, lineage, checks)",

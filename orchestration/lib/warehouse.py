@@ -40,6 +40,23 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
         [schema, name]).fetchone()[0])
 
 
+def replace_table(settings: Settings, schema: str, table: str, frame, columns: dict[str, str]) -> int:
+    """Replace `<schema>.<table>` with `frame` in one transaction, typed by `columns` (name -> SQL type), so
+    readers see the old rows or the new ones and an empty frame still leaves a table of the right shape."""
+    with connect(settings) as con:
+        con.execute(f"create schema if not exists {schema}")
+        con.register("new_rows", frame)
+        ddl = ", ".join(f"{c} {t}" for c, t in columns.items())
+        casts = ", ".join(f"cast({c} as {t})" for c, t in columns.items())
+        con.execute("begin")
+        con.execute(f"create or replace table {schema}.{table} ({ddl})")
+        if len(frame):
+            con.execute(f"insert into {schema}.{table} select {casts} from new_rows")
+        con.execute("commit")
+        con.unregister("new_rows")
+        return con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
+
+
 def publish_parquet(con: duckdb.DuckDBPyConnection, query: str, target: Path, params=None) -> None:
     """Write a query's result to `target` atomically: readers see the old file or the new one, never half."""
     target.parent.mkdir(parents=True, exist_ok=True)

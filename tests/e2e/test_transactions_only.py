@@ -12,7 +12,7 @@ from tests.e2e.test_platform import mart_tables, query
 
 pytestmark = pytest.mark.e2e
 
-NEEDS_EVENTS = {"sessions", "funnel_daily", "identity_links"}
+NEEDS_EVENTS = {"sessions", "funnel_daily", "identity_links", "audience_abandoned_carts"}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,19 @@ def test_run_succeeds_and_skips_event_marts(transactions_only):
     assert NEEDS_EVENTS.isdisjoint(materialized)
     assert NEEDS_EVENTS.isdisjoint(marts)  # never built, not built empty
     assert "serving_snapshot" in materialized
+
+
+def test_the_measure_step_runs_without_events(transactions_only):
+    """Without events there are no exposures and no sessions: the experiment tables are empty, anomalies are
+    still scored on the order KPIs, and the report says which sections need events."""
+    settings, result, marts = transactions_only
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert {"kpi_anomalies", "experiment_analysis", "experiment_results", "report"} <= materialized
+    assert len(marts["experiment_exposures"]) == 0 and len(marts["experiment_results"]) == 0
+    assert "kpi_anomalies" in marts and "kpi_segments_daily" in marts
+    assert set(marts["kpi_segments_daily"].dimension) == {"all", "channel"}
+    report = (settings.reports_dir / "latest.html").read_text()
+    assert "no data: needs events" in report
 
 
 def test_checks_of_skipped_marts_do_not_run_and_none_fail(transactions_only):

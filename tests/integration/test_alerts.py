@@ -241,13 +241,17 @@ def test_a_second_tick_on_the_same_snapshot_sends_nothing(
     assert len(webhook.requests) == 1 and len(mailbox.messages) == 1 and len(log_lines(alerting)) == 1
 
 
-def test_anomalies_outside_the_lookback_window_are_not_sent(tick: Tick, alerting: Settings, webhook: Webhook):
+def test_anomalies_outside_the_lookback_window_are_not_sent(tick: Tick, alerting: Settings, webhook: Webhook,
+                                                           monkeypatch: pytest.MonkeyPatch):
     recent = anomaly("orders", LATEST - timedelta(days=2))
     rows = [anomaly("orders", LATEST - timedelta(days=3)), anomaly("sessions", LATEST - timedelta(days=30)),
             anomaly("revenue_usd", LATEST - timedelta(days=360)), recent,
-            # A segment that breaks while its KPI looks normal is a line of its own.
+            # A segment that breaks while its KPI looks normal: its own line once breakdown alerts are on.
             anomaly("tickets", LATEST, "spike", dimension="channel", segment="email", value=90, expected=30)]
     publish(alerting, "s1", rows)
+    assert [(a.metric, a.date) for a in pending_anomalies(alerting)] == [("orders", LATEST - timedelta(days=2))]
+    monkeypatch.setenv("CXLOOP_ALERT_BREAKDOWNS", "true")
+    alerting = get_settings()
     assert [(a.metric, a.date) for a in pending_anomalies(alerting)] == [
         ("tickets", LATEST), ("orders", LATEST - timedelta(days=2))]
 

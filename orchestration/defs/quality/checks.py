@@ -7,10 +7,9 @@ PII-free sample. An expectation that raises is reported as an error, never as a 
 """
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
-from orchestration.defs.transform.assets import cxloop_dbt_models
+from orchestration.defs.transform.assets import model_key
 from orchestration.lib.dbt import dbt_project, mart_names
 from orchestration.lib.settings import SOURCES, get_settings
 from orchestration.lib.warehouse import connect, table_exists
@@ -23,6 +22,15 @@ def gx_check_result(outcome) -> dg.AssetCheckResult:
     metadata["summary"] = dg.MetadataValue.text(metadata["summary"])
     return dg.AssetCheckResult(passed=outcome.success, severity=severity, metadata=metadata,
                                description=outcome.summary()[:1000])
+
+
+def validate_table(table: str, layer: str, name: str) -> dg.AssetCheckResult:
+    """Validate a whole warehouse table (`schema.table`) against the suite `<layer>.<name>`."""
+    from expectations import suite_for, validate
+
+    with connect(get_settings(), read_only=True) as con:
+        frame = con.execute(f"select * from {table}").df()
+    return gx_check_result(validate(frame, suite_for(layer, name)))
 
 
 def _raw_check(source: str) -> dg.AssetChecksDefinition:
@@ -55,7 +63,7 @@ def _raw_check(source: str) -> dg.AssetChecksDefinition:
 
 def _mart_check(mart: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=get_asset_key_for_model([cxloop_dbt_models], mart),
+        asset=model_key(mart),
         name=f"{mart}_meets_expectations",
         blocking=True,
         pool=WAREHOUSE_POOL,

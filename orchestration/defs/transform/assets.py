@@ -5,7 +5,7 @@ import json
 import os
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
 from orchestration.lib.dbt import CxloopTranslator, dbt_project
@@ -24,16 +24,12 @@ def dbt_build_args(present: list[str], model_vars: dict[str, int] | None = None)
     return args
 
 
-@dbt_assets(
-    manifest=dbt_project().manifest_path,
-    project=dbt_project(),
-    dagster_dbt_translator=CxloopTranslator(),
-    pool=WAREHOUSE_POOL,
-)
-def cxloop_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Builds staging views, intermediate and mart tables and runs their dbt tests in one invocation
-    (each dbt invocation has a fixed cost of several seconds). Models that need a source with no data are
-    excluded, so they show as skipped rather than failed."""
+# Models that read tables the Python assets write (scores, experiment statistics) build in a second dbt step
+# after those assets; everything else builds in the first. Selected by lineage, so no model is named here.
+AFTER_PYTHON = "source:cxloop+ source:analysis+"
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     settings = get_settings()
     os.environ.update(settings.environ())
     with connect(settings) as con:
@@ -42,3 +38,36 @@ def cxloop_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     if absent:
         context.log.info(f"sources with no data: {absent}; models requiring them are skipped")
     yield from dbt.cli(dbt_build_args(present, settings.model_vars()), context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    dagster_dbt_translator=CxloopTranslator(),
+    pool=WAREHOUSE_POOL,
+    exclude=AFTER_PYTHON,
+)
+def cxloop_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Builds staging views, intermediate and mart tables and runs their dbt tests in one invocation
+    (each dbt invocation has a fixed cost of several seconds). Models that need a source with no data are
+    excluded, so they show as skipped rather than failed."""
+    yield from _build(context, dbt)
+
+
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    dagster_dbt_translator=CxloopTranslator(),
+    pool=WAREHOUSE_POOL,
+    select=AFTER_PYTHON,
+    name="cxloop_activation_models",
+)
+def cxloop_activation_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """Builds the models that read what the Python assets wrote: the churn-risk audience from the scores and
+    `experiment_results` from the experiment statistics, with their dbt tests, in a second invocation."""
+    yield from _build(context, dbt)
+
+
+def model_key(name: str) -> dg.AssetKey:
+    """The asset key of a dbt model, whichever of the two dbt steps builds it (both share the translator)."""
+    return get_asset_key_for_model([cxloop_dbt_models], name)
