@@ -43,6 +43,32 @@ def champions(store: Store) -> dict[str, Champion]:
     return out
 
 
+def champion_runs(store: Store, ui_url: str | None = None) -> list[dict]:
+    """Each champion's version, the MLflow run it came from and that run's headline metrics, for reports.
+
+    Baseline metrics are logged on the run as `<baseline>.<metric>`; they are returned apart so a reader sees
+    what the model had to beat. Reads the registry only: no booster is loaded.
+    """
+    from ml.config import PRIMARY_METRIC
+
+    client = store.client()
+    out = []
+    for kind in (CHURN, LTV):
+        version = version_by_alias(client, MODEL_NAMES[kind], CHAMPION)
+        if version is None:
+            continue
+        run = client.get_run(version.run_id)
+        metrics = {k: v for k, v in run.data.metrics.items() if "." not in k}
+        primary = PRIMARY_METRIC[kind]
+        baselines = {k.split(".", 1)[0]: v for k, v in run.data.metrics.items()
+                     if k.endswith(f".{primary}") and not k.startswith("champion.")}
+        url = f"{ui_url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}" if ui_url else None
+        out.append({"kind": kind, "model": MODEL_NAMES[kind], "version": str(version.version), "alias": CHAMPION,
+                    "run_id": run.info.run_id, "run_url": url, "metrics": metrics, "baselines": baselines,
+                    "primary_metric": primary})
+    return out
+
+
 def missing(models_by_kind: dict[str, Champion]) -> list[str]:
     return [MODEL_NAMES[k] for k in (CHURN, LTV) if k not in models_by_kind]
 
