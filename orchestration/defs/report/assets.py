@@ -9,6 +9,14 @@ from orchestration.lib.settings import get_settings
 
 REPORT_GROUP = "report"
 LATEST = "latest.html"
+# Reports of earlier runs kept beside the latest; older ones are deleted so the folder does not grow forever.
+KEEP_REPORTS = 30
+
+
+def _prune(folder, keep: int) -> None:
+    runs = sorted((p for p in folder.glob("*.html") if p.name != LATEST), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 @dg.asset(group_name=REPORT_GROUP, deps=[serving_snapshot], kinds={"html"})
@@ -17,7 +25,7 @@ def report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     their expected bands, funnel by channel, cohort retention heatmap, RFM segments, experiment results with
     intervals and decisions, audience sizes, and the champion models' headline metrics with links to their
     MLflow runs. Reads the published snapshot only, so it needs no warehouse slot. Written as
-    `<reports>/<run id>.html` and copied to `<reports>/latest.html`."""
+    `<reports>/<run id>.html` (the last 30 runs are kept) and copied to `<reports>/latest.html`."""
     import shutil
 
     from analytics.report import render_report
@@ -38,6 +46,7 @@ def report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     tmp = latest.with_name(f".{LATEST}.tmp")
     shutil.copyfile(path, tmp)
     tmp.replace(latest)
+    _prune(settings.reports_dir, KEEP_REPORTS)
     return dg.MaterializeResult(metadata={
         "report": dg.MetadataValue.url(path.resolve().as_uri()),
         "path": dg.MetadataValue.path(str(path)),
