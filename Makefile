@@ -11,7 +11,7 @@ MLFLOW_PORT ?= 5000
 
 export CXLOOP_HOME := $(CURDIR)
 
-.PHONY: venv browser run test ui bench-cdnow bench-ml clean-data help
+.PHONY: venv browser run test ui bench-cdnow bench-ml bench-measure clean-data help
 
 help:
 	@echo "make run    set up, simulate a shop if the landing dir is empty, materialize every asset, print a summary"
@@ -20,6 +20,7 @@ help:
 	@echo "make ui     Dagster UI (and MLflow UI) on $(HOST)"
 	@echo "make bench-cdnow  run the platform on the CDNOW transactions and score it on the 39-week holdout"
 	@echo "make bench-ml  run the platform on simulated shops and judge its models against the simulator's ceiling"
+	@echo "make bench-measure  run the platform on the demo shop and judge anomalies and experiments against its truth"
 
 venv: $(STAMP)
 
@@ -52,6 +53,9 @@ bench-cdnow: $(STAMP)
 
 bench-ml: $(STAMP)
 	$(BIN)/python benchmarks/ml_simulated.py
+
+bench-measure: $(STAMP)
+	$(BIN)/python benchmarks/measure_simulated.py
 
 clean-data:
 	rm -rf data

@@ -14,7 +14,8 @@ from pathlib import Path
 # each installation because a run writes some of them into the environment itself.
 FOREIGN_ENV = ("CXLOOP_LANDING_DIR", "CXLOOP_WAREHOUSE", "CXLOOP_PII_DB", "CXLOOP_SERVING_DIR",
                "CXLOOP_MLFLOW_DIR", "CXLOOP_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI", "CXLOOP_HORIZON_DAYS",
-               "CXLOOP_CUTOFF_STEP_DAYS", "CXLOOP_TRAIN_CUTOFFS", "CXLOOP_PROMOTION_MARGIN")
+               "CXLOOP_CUTOFF_STEP_DAYS", "CXLOOP_TRAIN_CUTOFFS", "CXLOOP_PROMOTION_MARGIN", "CXLOOP_CONFIG",
+               "CXLOOP_ALERTS_DIR", "CXLOOP_REPORTS_DIR", "CXLOOP_ALERT_WEBHOOK_URL", "CXLOOP_SMTP_HOST")
 
 
 def fresh_installation(root: Path, key: str, env: dict[str, str] | None = None):

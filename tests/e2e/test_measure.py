@@ -8,7 +8,6 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -16,19 +15,12 @@ from orchestration.lib.pseudonymize import pseudonym
 from orchestration.lib.summary import summary_lines
 from tests.browser import browser_page
 from tests.conftest import TEST_KEY
+from tests.e2e.test_ml import warehouse
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 AUDIENCES = ("audience_abandoned_carts", "audience_churn_risk_high_value", "audience_bad_experience")
-
-
-def warehouse(settings, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
