@@ -18,8 +18,9 @@ attempt. Receivers can drop such a repeat: the webhook carries the alert id as `
 a `Message-ID` derived from it, and every alerts.log line the alert id.
 
 Breakdown rows (dimension other than "all") are context: when their KPI is flagged on the same day they are
-listed under it; when it is not, a breakdown row is alerted as a line of its own, so a segment that breaks
-while the total looks normal (a mobile-only checkout failure) still reaches someone.
+listed under it. When it is not, a breakdown row is alerted as a line of its own only with
+`alert_breakdowns` on (a segment that breaks while the total looks normal, such as a mobile-only checkout
+failure, then reaches someone); it is off by default because sparse segments are noisier than the KPIs.
 
 Suppression: a new anomaly of a series (metric, dimension, segment, direction) that was alerted less than
 `alert_suppress_hours` ago is recorded as suppressed and does not page; the next alert that goes out counts

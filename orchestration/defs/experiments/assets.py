@@ -6,15 +6,14 @@ its contract and tests) and experimentation tools (`marts.experiment_allocation`
 """
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
-from orchestration.defs.transform.assets import cxloop_dbt_models
+from orchestration.defs.transform.assets import model_key
 from orchestration.lib.measure import measure_config
 from orchestration.lib.settings import get_settings
 from orchestration.lib.warehouse import connect, replace_table
 
-EXPOSURES = get_asset_key_for_model([cxloop_dbt_models], "experiment_exposures")
+EXPOSURES = model_key("experiment_exposures")
 EXPERIMENTS_GROUP = "experiments"
 
 STATS_COLUMNS = {

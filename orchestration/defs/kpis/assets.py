@@ -1,20 +1,19 @@
 """KPI anomalies: every KPI and its breakdowns scored against a robust, weekday-aware expectation.
 
 The method and its defaults are in `analytics/anomalies.py`; which metrics are watched, how sensitively and in
-which direction is configuration (`config/cxloop.yml`, docs/operations.md). The alert sensor in this folder
+which direction is configuration (`config/cxloop.yml`, docs/act-and-measure.md). The alert sensor in this folder
 reads the published result, never this asset's table.
 """
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
-from orchestration.defs.transform.assets import cxloop_dbt_models
+from orchestration.defs.transform.assets import model_key
 from orchestration.lib.measure import measure_config
 from orchestration.lib.settings import get_settings
 from orchestration.lib.warehouse import connect, replace_table
 
-SEGMENTS = get_asset_key_for_model([cxloop_dbt_models], "kpi_segments_daily")
+SEGMENTS = model_key("kpi_segments_daily")
 KPIS_GROUP = "kpis"
 
 ANOMALY_COLUMNS = {
@@ -37,7 +36,8 @@ def _recent_table(anomalies, latest) -> str:
                        & (pd.to_datetime(anomalies["date"]) > pd.Timestamp(latest) - pd.Timedelta(days=RECENT_DAYS))]
     if recent.empty:
         return f"No anomaly in the last {RECENT_DAYS} days."
-    lines = ["| date | metric | value | expected band | direction | score | drill-down |", "|---|---|---|---|---|---|---|"]
+    lines = ["| date | metric | value | expected band | direction | score | drill-down |",
+             "|---|---|---|---|---|---|---|"]
     for row in recent.itertuples():
         lines.append(f"| {pd.Timestamp(row.date).date()} | {row.metric} | {row.value:,.4g} | "
                      f"{row.lower:,.4g} - {row.upper:,.4g} | {row.direction} | {row.score:+.1f} | "
@@ -47,10 +47,11 @@ def _recent_table(anomalies, latest) -> str:
 
 @dg.asset(group_name=KPIS_GROUP, pool=WAREHOUSE_POOL, deps=[SEGMENTS], kinds={"duckdb", "python"})
 def kpi_anomalies(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """Days on which a KPI (sessions, orders, revenue, conversion, AOV, payment success, new customers, CSAT,
-    NPS, funnel step rates) or one of its breakdowns left its expected band, with value, expected, band, robust
-    score and direction, and for a whole KPI the segment that moved most (`marts.kpi_anomalies`). Also writes
-    `marts.kpi_expected`, every scored day's band, for the report's charts."""
+    """Days on which a KPI (sessions, orders, booked revenue, booked order value, first orders, conversion,
+    payment success, CSAT, NPS, funnel step rates) or one of its breakdowns left its expected band, with
+    value, expected, band, robust score and direction, and for a whole KPI the segment that moved most
+    (`marts.kpi_anomalies`). Also writes `marts.kpi_expected`, every scored day's band, for the report's
+    charts."""
     from analytics.anomalies import detect, expected_bands, load_monitors
 
     settings = get_settings()
