@@ -18,8 +18,10 @@ HEX_CHARS = 32  # 128 bits: collision-free at any realistic customer count, shor
 _BLOCK = 64
 
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# Phone-like runs: optional +, then 9+ digits allowing spaces, dots, dashes and brackets between them.
-PHONE_RE = re.compile(r"\+?\(?\d(?:[\s.\-()]*\d){8,}")
+# Phone-like runs, allowing spaces, dots, dashes and brackets between digits: an international number (a
+# leading +) of 7 or more digits, or any run of 9 or more. Short national numbers written with a country code
+# ("+1-555-0111") are numbers too; a bare 7-8 digit run (an order number) is not.
+PHONE_RE = re.compile(r"\+\(?\d(?:[\s.\-()]*\d){6,}|\(?\d(?:[\s.\-()]*\d){8,}")
 
 
 def normalize(kind: str, value: str | None) -> str | None:

@@ -57,3 +57,16 @@ def test_mask_text_in_python_and_sql_agree():
     con = duckdb.connect()
     install_sql_hmac(con, KEY)
     assert con.execute("select cx_mask_text(?)", [text]).fetchone()[0] == masked
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("Call me on +1-555-0111.", "Call me on [phone]."),
+    ("My number is +44 7700 900123 if that is easier.", "My number is [phone] if that is easier."),
+    ("or 07700 900123", "or [phone]"),
+    ("please refund order O0001055 and 1234567", "please refund order O0001055 and 1234567"),
+])
+def test_phone_numbers_with_a_country_code_are_masked_and_order_numbers_are_not(text, masked):
+    assert mask_text(text) == masked
+    con = duckdb.connect()
+    install_sql_hmac(con, KEY)
+    assert con.execute("select cx_mask_text(?)", [text]).fetchone()[0] == masked
