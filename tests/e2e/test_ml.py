@@ -119,13 +119,16 @@ def test_a_worse_candidate_stays_challenger(trained, tmp_path):
     client = store.client()
     champion_before = version_by_alias(client, "cxloop-churn", CHAMPION).version
     features = warehouse(trained.settings, "select * from features.customer_features")
-    labels = warehouse(trained.settings, "select * from features.customer_labels")
+    # Ordered, so the shuffle below is the same permutation in every installation.
+    labels = warehouse(trained.settings, "select * from features.customer_labels order by customer_key, cutoff_date")
     rng = np.random.default_rng(0)
     train_rows = labels["cutoff_role"] == "train"
     labels.loc[train_rows, "churned"] = rng.permutation(labels.loc[train_rows, "churned"].to_numpy())
     result = train("churn", features, labels, store, TrainingConfig(horizon_days=30))
     assert result.decision.promoted is False and result.decision.alias == CHALLENGER
-    assert result.metrics["roc_auc"] < result.decision.baselines["bgnbd"]
+    # What keeps it out is the gate: it does not beat the champion re-evaluated on the same rows (a model of
+    # noise can still edge past a weak baseline on a small shop, so the baselines alone would not do).
+    assert result.metrics["roc_auc"] < result.decision.champion + TrainingConfig().promotion_margin
     assert version_by_alias(client, "cxloop-churn", CHAMPION).version == champion_before
     assert str(version_by_alias(client, "cxloop-churn", CHALLENGER).version) == result.model_version
     assert client.get_run(result.run_id).data.tags["cxloop.decision"] == CHALLENGER
