@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from analytics.experiments import DECISIONS, RESULT_COLUMNS
 from expectations.raw import CURRENCY_CODE, ORDER_CHANNELS, ORDER_STATUSES, PAYMENT_STATUSES, SOURCES
 from expectations.suite import (
     Rule,
@@ -30,13 +31,7 @@ SEGMENT_MEASURES = ("sessions", "converted_sessions", "orders", "completed_order
                     "first_orders", "payment_attempts",
                     "payment_successes", "new_customers", "tickets", "csat_sum", "csat_count", "nps_responses",
                     "nps_net", "viewed_users", "added_users", "checkout_users", "payment_users", "ordered_users")
-EXPERIMENT_RESULT_COLUMNS = (
-    "experiment_id", "variation_id", "is_control", "metric", "units", "excluded_units", "conversions", "mean",
-    "control_mean", "abs_lift", "abs_lift_low", "abs_lift_high", "rel_lift", "rel_lift_low", "rel_lift_high",
-    "p_value", "chance_to_beat_control", "cuped_abs_lift", "cuped_abs_lift_low", "cuped_abs_lift_high",
-    "cuped_p_value", "variance_reduction", "srm_p_value", "srm", "required_units", "first_exposure_date",
-    "last_exposure_date", "is_running", "decision", "ship_variation", "decision_reason")
-DECISIONS = ("ship", "dont_ship", "keep_running", "invalid_srm")
+EXPERIMENT_RESULT_COLUMNS = RESULT_COLUMNS
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "customers": ("customer_key", "first_seen_at", "signup_at", "country", "city", "birth_year",

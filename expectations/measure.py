@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from analytics.anomalies import OUTPUT_COLUMNS
+from analytics.experiments import ALLOCATION_COLUMNS
 from expectations.suite import Suite, accepted_values, at_least, between, columns_present, not_null, primary_key, \
     rate
 
-ANOMALY_COLUMNS = ("date", "metric", "dimension", "segment", "value", "expected", "lower", "upper", "score",
-                   "direction", "volume", "drilldown_dimension", "drilldown_segment", "drilldown")
-ALLOCATION_COLUMNS = ("experiment_id", "variation_id", "probability_best", "traffic_share", "floor", "as_of_date")
+# The tables' columns are the ones `analytics` writes, named once there.
+ANOMALY_COLUMNS = OUTPUT_COLUMNS
 
 
 def kpi_anomalies() -> Suite:
