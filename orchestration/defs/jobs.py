@@ -4,6 +4,7 @@ per-step re-import of the definitions (about 1.5 s a step with the multiprocess 
 import dagster as dg
 
 from orchestration.defs.ml.assets import churn_model, customer_scores, ltv_model
+from orchestration.defs.privacy.assets import erasure_requests
 from orchestration.defs.report.assets import report
 from orchestration.defs.serving.assets import serving_snapshot
 from orchestration.defs.transform.assets import cxloop_activation_models
@@ -17,8 +18,13 @@ def _warehouse_job(name: str, selection: dg.AssetSelection, description: str):
                                tags=WAREHOUSE_RUN_TAG, description=description)
 
 
-ingest_job = _warehouse_job("ingest_job", dg.AssetSelection.groups("raw"),
-                            "Load new landing files into the raw layer and check them.")
+ingest_job = _warehouse_job("ingest_job", dg.AssetSelection.groups("raw", "privacy"),
+                            "Process pending erasure requests, then load new landing files into the raw layer and "
+                            "check them.")
+
+erasure_job = _warehouse_job("erasure_job", dg.AssetSelection.assets(erasure_requests),
+                             "Process pending erasure requests only: suppress, delete, reclaim space, republish the "
+                             "serving snapshot, append to the audit log (what `cxloop erase` runs).")
 
 platform_job = _warehouse_job("platform_job", dg.AssetSelection.all(),
                               "Every asset of the platform once: what `make run` executes.")

@@ -15,6 +15,25 @@ CURRENCIES = (
 )
 
 MAX_EVENT_LINE_BYTES = 1 << 20
+# Longest CSV field (characters); a quoted ticket body or review may be long, the csv module's default is 128 KiB.
+MAX_CSV_FIELD_CHARS = 1 << 24
+
+# A record is future-dated (rule `<source>.<column>.not_future`) when its timestamp is at or after 00:00 UTC this
+# many days after its delivery folder's date, i.e. later than the end of the day after the delivery. It is
+# relative to the delivery date, not the wall clock, so a rebuild from landing months later gives the same rows,
+# and a source that delivers at night in a timezone ahead of UTC still fits.
+FUTURE_TOLERANCE_DAYS = 2
+# Event fields checked for that: the server clock only. Device clocks (`timestamp`, `sentAt`) may be skewed by
+# hours or days; staging corrects them from `receivedAt`.
+EVENT_NOT_FUTURE = ("receivedAt",)
+# Event properties that must be numbers when present (a numeric string such as "12.50" is accepted).
+EVENT_NUMBERS = ("revenue", "total")
+
+# A row rule broken by more than this share of a file's rows (and by at least DRIFT_MIN_ROWS rows) says the
+# source changed its format (e.g. amounts now written "12,50"), not that some rows are bad. The rows are still
+# quarantined one by one; ingest reports the file as drifted so the run says so.
+DRIFT_SHARE = 0.5
+DRIFT_MIN_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -22,6 +41,9 @@ class Column:
     """One landing column and how it becomes a raw column.
 
     kind: text | timestamp | decimal | integer | boolean
+    in_header: the header must name the column (a file without it is rejected); other columns are optional,
+        but once a source's files carried one, a later file without it is schema drift.
+    not_future: a timestamp that may not be later than the day after the file's delivery date.
     pii: hashed into `<name>_hash` with this pseudonym namespace; the value goes to the PII store only.
     key: the customer id, pseudonymized into `customer_key`.
     mask: free text in which emails and phone numbers are masked.
@@ -34,6 +56,7 @@ class Column:
     accepted: tuple[str, ...] = ()
     value_range: tuple[int, int] | None = None
     non_negative: bool = False
+    not_future: bool = False
     pii: bool = False
     customer: bool = False
     mask: bool = False
@@ -67,6 +90,15 @@ class CsvSource:
     def header_required(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.in_header)
 
+    @property
+    def header_optional(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if not c.in_header)
+
+    def unknown_columns(self, header: list[str] | tuple[str, ...]) -> list[str]:
+        """Header names the contract does not know, in file order: tolerated, ignored and reported."""
+        known = {c.name for c in self.columns}
+        return [h for h in header if h not in known]
+
 
 def _c(name: str, kind: str = "text", **kw) -> Column:
     return Column(name, kind, **kw)
@@ -84,27 +116,27 @@ CSV_SOURCES: dict[str, CsvSource] = {
             _c("country", in_header=False),
             _c("city", in_header=False),
             _c("birth_year", "integer", in_header=False, value_range=(1900, 2020)),
-            _c("signup_at", "timestamp"),
+            _c("signup_at", "timestamp", not_future=True),
             _c("acquisition_channel", in_header=False),
             _c("marketing_consent", "boolean", in_header=False),
-            _c("updated_at", "timestamp", required=True),
+            _c("updated_at", "timestamp", required=True, not_future=True),
         )),
         CsvSource("orders", "order_id", (
             _c("order_id", required=True),
             _c("customer_id", required=True, customer=True),
-            _c("ordered_at", "timestamp", required=True),
+            _c("ordered_at", "timestamp", required=True, not_future=True),
             _c("status", required=True, accepted=("placed", "completed", "cancelled", "refunded")),
             _c("currency", required=True, accepted=CURRENCIES),
             _c("total_amount", "decimal", required=True, non_negative=True),
             _c("discount_amount", "decimal", non_negative=True, in_header=False),
             _c("items", "integer", in_header=False, value_range=(0, 100000)),
             _c("channel", accepted=("web", "mobile", "store")),
-            _c("updated_at", "timestamp", required=True),
+            _c("updated_at", "timestamp", required=True, not_future=True),
         )),
         CsvSource("payments", "payment_id", (
             _c("payment_id", required=True),
             _c("order_id", required=True),
-            _c("attempted_at", "timestamp", required=True),
+            _c("attempted_at", "timestamp", required=True, not_future=True),
             _c("method"),
             _c("status", required=True, accepted=("succeeded", "failed")),
             _c("failure_code", in_header=False),
@@ -113,20 +145,20 @@ CSV_SOURCES: dict[str, CsvSource] = {
         CsvSource("tickets", "ticket_id", (
             _c("ticket_id", required=True),
             _c("customer_id", required=True, customer=True),
-            _c("created_at", "timestamp", required=True),
+            _c("created_at", "timestamp", required=True, not_future=True),
             _c("channel", accepted=("email", "chat", "phone")),
             _c("category", in_header=False),
             _c("subject", mask=True, in_header=False),
             _c("body", mask=True, in_header=False),
             _c("status", in_header=False),
-            _c("resolved_at", "timestamp", in_header=False),
+            _c("resolved_at", "timestamp", in_header=False, not_future=True),
             _c("csat", "integer", in_header=False, value_range=(1, 5)),
         )),
         CsvSource("reviews", "review_id", (
             _c("review_id", required=True),
             _c("customer_id", required=True, customer=True),
             _c("product_id", in_header=False),
-            _c("created_at", "timestamp", required=True),
+            _c("created_at", "timestamp", required=True, not_future=True),
             _c("rating", "integer", required=True, value_range=(1, 5)),
             _c("title", mask=True, in_header=False),
             _c("body", mask=True, in_header=False),
@@ -134,7 +166,7 @@ CSV_SOURCES: dict[str, CsvSource] = {
         CsvSource("surveys", "response_id", (
             _c("response_id", required=True),
             _c("customer_id", required=True, customer=True),
-            _c("submitted_at", "timestamp", required=True),
+            _c("submitted_at", "timestamp", required=True, not_future=True),
             _c("touchpoint", in_header=False),
             _c("score", "integer", required=True, value_range=(0, 10)),
             _c("comment", mask=True, in_header=False),

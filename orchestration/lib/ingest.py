@@ -1,7 +1,8 @@
-"""Load landing files into the raw layer: once per file, typed, pseudonymized, with bad rows quarantined.
+"""Load landing files into the raw layer: once per file version, typed, pseudonymized, bad rows quarantined.
 
 How a file travels:
-1. `discover` lists `<landing>/<source>/<YYYY-MM-DD>/<file>`; a file is identified by its path and SHA-256.
+1. `discover` lists `<landing>/<source>/<YYYY-MM-DD>/<file>`; a file is identified by its path and SHA-256. A
+   path loaded before with other bytes is a re-delivery, loaded again as a new version (staging dedupes).
 2. Python splits the file into records, keeping the line where each record starts and its raw text. Python's
    csv module does this for CSV (quoted newlines included), a byte split does it for JSONL. DuckDB's own CSV
    reader reports line numbers only for rejected rows, and every raw row must carry its line.
@@ -29,14 +30,18 @@ import duckdb
 import pyarrow as pa
 
 from orchestration.lib import contract
+from orchestration.lib.failpoints import failpoint
 from orchestration.lib.pseudonymize import install_sql_hmac
 from orchestration.lib.settings import SOURCES, Settings
+from orchestration.lib.suppression import drop_suppressed, ensure_suppression_schema, mentions_suppressed
 
 DATE_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SUFFIXES = {"events": (".jsonl", ".jsonl.gz")}
 CSV_SUFFIXES = (".csv", ".csv.gz")
 TS_RE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)$"
 QUARANTINE_TEXT_LIMIT = 4096
+# The csv module's field limit is process-wide; raising it only lets other readers accept longer fields too.
+csv.field_size_limit(max(csv.field_size_limit(), contract.MAX_CSV_FIELD_CHARS))
 # Records staged and committed together; small files are batched because per-statement overhead dominates.
 BATCH_ROWS = 1_000_000
 TRUE_WORDS = "'true','1','yes','t','y'"
@@ -64,10 +69,19 @@ class FileResult:
     source: str
     rel_path: str
     delivery_date: date
-    status: str  # loaded | skipped | changed | rejected
+    status: str  # loaded | reloaded (a new version of a loaded path) | skipped | rejected
     rows_loaded: int = 0
     rows_quarantined: int = 0
     rules: dict[str, int] = field(default_factory=dict)
+    unknown_columns: list[str] = field(default_factory=list)
+    rows_suppressed: int = 0  # rows of erased people, dropped before load (orchestration/lib/suppression.py)
+
+    @property
+    def drift(self) -> dict[str, int]:
+        """Row rules broken by most of the file's rows: a change of the source's format, not a few bad rows."""
+        total = self.rows_loaded + self.rows_quarantined
+        return {rule: n for rule, n in sorted(self.rules.items())
+                if n >= contract.DRIFT_MIN_ROWS and n > contract.DRIFT_SHARE * total}
 
 
 @dataclass
@@ -78,7 +92,7 @@ class SourceResult:
 
     @property
     def loaded(self) -> list[FileResult]:
-        return [f for f in self.files if f.status in ("loaded", "rejected")]
+        return [f for f in self.files if f.status in ("loaded", "reloaded", "rejected")]
 
     @property
     def rows_loaded(self) -> int:
@@ -87,6 +101,10 @@ class SourceResult:
     @property
     def rows_quarantined(self) -> int:
         return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def rows_suppressed(self) -> int:
+        return sum(f.rows_suppressed for f in self.files)
 
     def rules(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -166,6 +184,12 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             _load_id varchar)
         """
     )
+    # Added after the first release: `alter` migrates existing warehouses (older rows stay null).
+    # The header of each CSV file, so a later file that lacks a column its predecessors had is seen as drift.
+    con.execute("alter table raw.loaded_files add column if not exists header_columns varchar[]")
+    con.execute("alter table raw.loaded_files add column if not exists unknown_columns varchar[]")
+    # Rows of erased people on the suppression list, dropped before load (docs/privacy.md).
+    con.execute("alter table raw.loaded_files add column if not exists rows_suppressed bigint default 0")
 
 
 def ensure_pii_schema(con: duckdb.DuckDBPyConnection, alias: str = "pii") -> None:
@@ -181,10 +205,22 @@ def ensure_pii_schema(con: duckdb.DuckDBPyConnection, alias: str = "pii") -> Non
             source varchar, _file varchar, _line bigint, rule varchar, raw_text varchar, _loaded_at timestamp)
         """
     )
+    ensure_suppression_schema(con, alias)
 
 
-def _csv_records(text_lines: list[tuple[str, bool]]) -> Iterator[tuple[int, list[str], str, bool]]:
-    """Yield (start line, fields, raw text, utf-8 ok) per CSV record, header included (line 1)."""
+def _csv_records(text_lines: list[tuple[str, bool]]
+                 ) -> Iterator[tuple[int, list[str], str, bool, str | None]]:
+    """Yield (start line, fields, raw text, utf-8 ok, quoting error) per CSV record, header included.
+
+    Python's csv module reads a quote that is never closed as a field that runs on to the next quote character,
+    or to the end of the file, swallowing every record in between; in its lenient mode it can even return a
+    record of the right width that holds the next record's text. So records are read in strict mode (a
+    character after a closing quote, or the end of the file inside quotes, is an error), and a record is broken
+    quoting when the csv module rejects it or when it spans several lines with another field count than the
+    header's, which a well-quoted record never does. A broken record is reported as its first line alone, with
+    the error, and reading resumes on the next line: the records it swallowed are read again on their own, so a
+    stray quote costs one line.
+    """
     position = 0
 
     def feed() -> Iterator[str]:
@@ -193,27 +229,47 @@ def _csv_records(text_lines: list[tuple[str, bool]]) -> Iterator[tuple[int, list
             position += 1
             yield text_lines[position - 1][0]
 
-    reader = csv.reader(feed(), strict=False)
-    start = 0
+    width: int | None = None
+    reader = csv.reader(feed(), strict=True)
     while True:
+        start = position
         try:
             fields = next(reader)
         except StopIteration:
             return
-        except csv.Error:
-            consumed = text_lines[start:position]
-            yield start + 1, [], "".join(t for t, _ in consumed), all(ok for _, ok in consumed)
-            start = position
+        except csv.Error as exc:
+            error: str | None = f"{exc} (lines {start + 1}-{position})"
+        else:
+            error = None
+            if width is not None and position - start > 1 and len(fields) != width:
+                error = (f"a quoted field runs over lines {start + 1}-{position} and the record has "
+                         f"{len(fields)} fields, not {width}: unbalanced quote")
+        if error is not None:
+            text, ok = text_lines[start]
+            yield start + 1, [], text, ok, f"{error}; reading resumed on line {start + 2}"
+            position = start + 1
+            reader = csv.reader(feed(), strict=True)
             continue
         consumed = text_lines[start:position]
         raw = "".join(t for t, _ in consumed)
         if fields or raw.strip():
-            yield start + 1, fields, raw, all(ok for _, ok in consumed)
-        start = position
+            if width is None:
+                width = len(fields)
+            yield start + 1, fields, raw, all(ok for _, ok in consumed), None
 
 
 def _split_lines(data: bytes) -> list[tuple[str, bool]]:
     return [_decode(line) for line in data.splitlines(keepends=True)]
+
+
+def _utc_sql(column: str) -> str:
+    """SQL for a timestamp text with an offset as a UTC `timestamp` (null when it does not parse)."""
+    return f"timezone('UTC', try_cast(trim({column}) as timestamptz))"
+
+
+def _future_limit_sql() -> str:
+    """SQL for the first instant a record of the row's delivery folder may not carry (contract.py)."""
+    return f"(_delivery_date + interval {contract.FUTURE_TOLERANCE_DAYS} day)"
 
 
 # DuckDB's JSON reader accepts trailing commas, NaN and Infinity, which RFC 8259 does not. Lines that might
@@ -240,6 +296,9 @@ class Ingestor:
         self.settings = settings
         self.load_id = load_id or uuid.uuid4().hex
         self.loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        # Header columns of each CSV file read in this run, for the ledger and the drift check.
+        self.headers: dict[str, list[str]] = {}
+        self._suppressed: dict[str, int] = {}  # rows of erased people dropped per file in the staged batch
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         self.settings.ensure_dirs()
@@ -265,10 +324,15 @@ class Ingestor:
         known = {
             (row[0], row[1])
             for row in con.execute(
-                "select _file, sha256 from raw.loaded_files where source = ?", [source]
+                # `changed`: a version an older release recorded without loading it; it loads now.
+                "select _file, sha256 from raw.loaded_files where source = ? and status <> 'changed'", [source]
             ).fetchall()
         }
         known_paths = {path for path, _ in known}
+        # A path loaded before with other bytes is a re-delivery: it is loaded again as a new version, so rows
+        # the source added reach the warehouse; the rows both versions share are duplicates staging removes.
+        reloads: set[str] = set()
+        headers = self._header_history(con, source)
         batch: list[tuple[LandedFile, str, pa.Table]] = []
         batch_rows = 0
         for landed in files:
@@ -277,42 +341,63 @@ class Ingestor:
                 result.files.append(FileResult(source, landed.rel_path, landed.delivery_date, "skipped"))
                 continue
             if landed.rel_path in known_paths:
-                result.files.append(self._record_changed(con, landed, sha))
-                known.add((landed.rel_path, sha))
-                continue
+                reloads.add(landed.rel_path)
             data = _read_bytes(landed.path)
             parsed = self._parse_events(landed, data) if source == "events" else self._parse_csv(landed, data)
+            if not isinstance(parsed, tuple) and source != "events":
+                parsed = self._header_drift(landed, headers) or parsed
             if isinstance(parsed, tuple):
                 result.files.append(self._record_rejected(con, landed, sha, data, *parsed))
                 continue
+            if source != "events":
+                headers.append((landed.delivery_date, set(self.headers[landed.rel_path])))
             batch.append((landed, sha, parsed))
             batch_rows += parsed.num_rows
             if batch_rows >= BATCH_ROWS:
-                result.files.extend(self._load_batch(con, source, batch))
+                result.files.extend(self._load_batch(con, source, batch, reloads))
                 batch, batch_rows = [], 0
         if batch:
-            result.files.extend(self._load_batch(con, source, batch))
+            result.files.extend(self._load_batch(con, source, batch, reloads))
         return result
 
-    def _record_changed(self, con: duckdb.DuckDBPyConnection, landed: LandedFile, sha: str) -> FileResult:
-        """A landed file changed its bytes: keep the first load, record the violation once per new digest."""
-        message = "file changed after it was loaded; the first version stays loaded (files are immutable)"
-        con.begin()
-        con.execute(
-            "insert into raw.quarantine values (?, ?, 0, 'file.immutable', ?, null, ?, ?, ?)",
-            [landed.source, landed.rel_path, message, landed.delivery_date, self.loaded_at, self.load_id],
-        )
-        self._ledger(con, landed, sha, 0, 1, "changed")
-        con.commit()
-        return FileResult(landed.source, landed.rel_path, landed.delivery_date, "changed", 0, 1,
-                          {"file.immutable": 1})
+    @staticmethod
+    def _header_history(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[date, set[str]]]:
+        """(delivery date, header columns) of the files of a CSV source loaded before."""
+        if source == "events":
+            return []
+        return [(day, set(columns)) for day, columns in con.execute(
+            "select _delivery_date, header_columns from raw.loaded_files "
+            "where source = ? and status in ('loaded', 'reloaded') and header_columns is not null",
+            [source]).fetchall()]
+
+    def _header_drift(self, landed: LandedFile, history: list[tuple[date, set[str]]]) -> tuple[str, str] | None:
+        """Rule and message when the file lacks an optional column that files delivered up to its date had.
+
+        The first files of a source may lack optional columns (they load as nulls). Once a column has arrived,
+        a file without it is schema drift, most often a renamed column, and loading it would turn the column
+        into nulls without a word; the file is rejected instead. Only earlier delivery dates count, so a late
+        file in an old folder is judged as a rebuild from landing would judge it.
+        """
+        header = self.headers[landed.rel_path]
+        seen = set().union(*(columns for day, columns in history if day <= landed.delivery_date))
+        spec = contract.CSV_SOURCES[landed.source]
+        missing = [c for c in spec.header_optional if c in seen and c not in header]
+        if not missing:
+            return None
+        names = ", ".join(f"`{c}`" for c in missing)
+        message = f"{names} present in earlier deliveries {'is' if len(missing) == 1 else 'are'} missing"
+        unknown = spec.unknown_columns(header)
+        if unknown:
+            message += f"; unknown columns: {', '.join(f'`{c}`' for c in unknown[:20])} (renamed?)"
+        return f"{landed.source}.header.drift", message
 
     def _record_rejected(self, con, landed: LandedFile, sha: str, data: bytes, rule: str, message: str
                          ) -> FileResult:
         """A file that cannot be read as its source (no header, missing columns): one quarantine row."""
         head = data[:QUARANTINE_TEXT_LIMIT].decode("utf-8", errors="replace")
-        con.execute("delete from pii.quarantine_raw where source = ? and _file = ?",
-                    [landed.source, landed.rel_path])
+        if mentions_suppressed(con, head):
+            head = "[withheld: the text names an erased person]"
+        self._forget_uncommitted_pii_quarantine(con, landed.source, [landed.rel_path])
         con.execute("insert into pii.quarantine_raw values (?, ?, 1, ?, ?, ?)",
                     [landed.source, landed.rel_path, rule, head, self.loaded_at])
         con.begin()
@@ -322,17 +407,28 @@ class Ingestor:
         )
         self._ledger(con, landed, sha, 0, 1, "rejected")
         con.commit()
-        return FileResult(landed.source, landed.rel_path, landed.delivery_date, "rejected", 0, 1, {rule: 1})
+        return FileResult(landed.source, landed.rel_path, landed.delivery_date, "rejected", 0, 1, {rule: 1},
+                          self._unknown_columns(landed))
+
+    def _unknown_columns(self, landed: LandedFile) -> list[str]:
+        header = self.headers.get(landed.rel_path)
+        return [] if header is None else contract.CSV_SOURCES[landed.source].unknown_columns(header)
 
     def _ledger(self, con, landed: LandedFile, sha: str, loaded: int, quarantined: int, status: str) -> None:
+        header = self.headers.get(landed.rel_path)
         con.execute(
-            "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            """
+            insert into raw.loaded_files (source, _file, _delivery_date, sha256, size_bytes, rows_loaded,
+                rows_quarantined, status, _loaded_at, _load_id, header_columns, unknown_columns)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
             [landed.source, landed.rel_path, landed.delivery_date, sha, landed.size, loaded, quarantined,
-             status, self.loaded_at, self.load_id],
+             status, self.loaded_at, self.load_id, header,
+             None if header is None else self._unknown_columns(landed)],
         )
 
     def _load_batch(self, con: duckdb.DuckDBPyConnection, source: str,
-                    batch: list[tuple[LandedFile, str, pa.Table]]) -> list[FileResult]:
+                    batch: list[tuple[LandedFile, str, pa.Table]], reloads: set[str]) -> list[FileResult]:
         """Stage several parsed files at once and commit them in one transaction.
 
         Per-statement overhead dominates for small files, so files are staged together; the transaction
@@ -383,9 +479,13 @@ class Ingestor:
                 for landed, sha, _ in batch:
                     loaded = counts.get((landed.rel_path, True), 0)
                     quarantined = counts.get((landed.rel_path, False), 0)
-                    self._ledger(con, landed, sha, loaded, quarantined, "loaded")
-                    results.append(FileResult(source, landed.rel_path, landed.delivery_date, "loaded", loaded,
-                                              quarantined, rules.get(landed.rel_path, {})))
+                    status = "reloaded" if landed.rel_path in reloads else "loaded"
+                    self._ledger(con, landed, sha, loaded, quarantined, status)
+                    results.append(FileResult(source, landed.rel_path, landed.delivery_date, status, loaded,
+                                              quarantined, rules.get(landed.rel_path, {}),
+                                              self._unknown_columns(landed)))
+                self._record_suppressed(con, results)
+                failpoint("ingest.before_commit")
                 con.commit()
             except Exception:
                 con.rollback()
@@ -394,6 +494,16 @@ class Ingestor:
             for temp in ("_checked", "_records", "_pii"):
                 con.execute(f"drop table if exists {temp}")
         return results
+
+    def _record_suppressed(self, con: duckdb.DuckDBPyConnection, results: list[FileResult]) -> None:
+        """Count per file the rows of erased people that staging dropped (in the ledger and the result)."""
+        for result in results:
+            result.rows_suppressed = self._suppressed.get(result.rel_path, 0)
+            if result.rows_suppressed:
+                con.execute("update raw.loaded_files set rows_suppressed = ? "
+                            "where source = ? and _file = ? and _load_id = ? and _loaded_at = ?",
+                            [result.rows_suppressed, result.source, result.rel_path, self.load_id,
+                             self.loaded_at])
 
     def _write_pii(self, con: duckdb.DuckDBPyConnection) -> None:
         """Add new (kind, pseudonym, value) pairs to the restricted store."""
@@ -407,9 +517,24 @@ class Ingestor:
             [self.loaded_at],
         )
 
+    @staticmethod
+    def _forget_uncommitted_pii_quarantine(con, source: str, files: list[str]) -> None:
+        """Drop restricted-store rows of these files left by loads that never committed (a crash in between).
+
+        Rows of committed loads stay: a re-delivered file keeps the unmasked text of every loaded version.
+        """
+        con.execute(
+            """
+            delete from pii.quarantine_raw q
+            where q.source = ? and list_contains(?, q._file) and not exists (
+                select 1 from raw.loaded_files f
+                where f.source = q.source and f._file = q._file and f._loaded_at = q._loaded_at)
+            """,
+            [source, files],
+        )
+
     def _write_pii_quarantine(self, con, source: str, files: list[str]) -> None:
-        con.execute("delete from pii.quarantine_raw where source = ? and list_contains(?, _file)",
-                    [source, files])
+        self._forget_uncommitted_pii_quarantine(con, source, files)
         con.execute(
             """
             insert into pii.quarantine_raw
@@ -427,20 +552,33 @@ class Ingestor:
         if first is None:
             return f"{spec.name}.header", "file is empty: no header row"
         header = [h.strip().lstrip("\ufeff") for h in first[1]]
+        # A first row naming no contract column is data, not a header (a file without one): its values may be
+        # personal data, so they are kept out of the ledger and the message.
+        is_header = bool(set(header) & {c.name for c in spec.columns})
+        if is_header:
+            self.headers[landed.rel_path] = header
         missing = [c for c in spec.header_required if c not in header]
         if missing:
-            return f"{spec.name}.header", f"header lacks required columns: {', '.join(missing)}"
+            message = f"header lacks required columns: {', '.join(missing)}"
+            unknown = spec.unknown_columns(header)
+            if first[4] is not None:
+                message += f" (the header does not parse: {first[4]})"
+            elif unknown and is_header:
+                message += f"; unknown columns: {', '.join(f'`{c}`' for c in unknown[:20])} (renamed?)"
+            return f"{spec.name}.header", message
         index = {name: i for i, name in enumerate(header)}
         values: dict[str, list] = {c.name: [] for c in spec.columns}
         line_no: list[int] = []
         raws: list[str] = []
         enc_ok: list[bool] = []
         width_ok: list[bool] = []
+        quoting: list[str | None] = []
         width = len(header)
-        for start, fields, raw, ok in records:
+        for start, fields, raw, ok, error in records:
             line_no.append(start)
             raws.append(raw.rstrip("\r\n"))
             enc_ok.append(ok)
+            quoting.append(error)
             aligned = len(fields) == width
             width_ok.append(aligned)
             for column in spec.columns:
@@ -456,6 +594,7 @@ class Ingestor:
             "_enc_ok": pa.array(enc_ok, pa.bool_()),
             "_width_ok": pa.array(width_ok, pa.bool_()),
             "_width": pa.array([width] * n, pa.int32()),
+            "_quoting": pa.array(quoting, pa.string()),
             **{k: pa.array(v, pa.string()) for k, v in values.items()},
         })
 
@@ -464,11 +603,13 @@ class Ingestor:
         spec = contract.CSV_SOURCES[source]
         checks: list[str] = [
             f"case when not _enc_ok then '{spec.name}.encoding' end",
-            f"case when _enc_ok and not _width_ok then '{spec.name}.columns' end",
+            f"case when _enc_ok and _quoting is not null then '{spec.name}.quoting' end",
+            f"case when _enc_ok and _quoting is null and not _width_ok then '{spec.name}.columns' end",
         ]
         messages: list[str] = [
             "case when not _enc_ok then 'record is not valid UTF-8' end",
-            "case when _enc_ok and not _width_ok then "
+            "case when _enc_ok and _quoting is not null then 'record does not parse as CSV: ' || _quoting end",
+            "case when _enc_ok and _quoting is null and not _width_ok then "
             "'record has a different number of fields than the header (' || _width || ')' end",
         ]
         outputs: list[str] = []
@@ -487,6 +628,9 @@ class Ingestor:
                 rule(f"{q} is not null and not (regexp_matches(trim({q}), '{TS_RE}') "
                      f"and try_cast(trim({q}) as timestamptz) is not null)",
                      "timestamp_with_offset", f"{column.name} is not an ISO-8601 timestamp with an offset")
+                if column.not_future:
+                    rule(f"{_utc_sql(q)} >= {_future_limit_sql()}", "not_future",
+                         f"{column.name} is later than the day after the delivery date")
                 outputs.append(f"timezone('UTC', try_cast(trim({q}) as timestamptz)) as \"{column.out_name}\"")
             elif column.kind == "decimal":
                 rule(f"{q} is not null and try_cast(trim({q}) as decimal(18,2)) is null", "number",
@@ -532,6 +676,7 @@ class Ingestor:
                 from _records)
             """
         )
+        self._suppressed = drop_suppressed(con, source)
         pii_selects = [
             f"select '{kind}' as kind, cx_pseudonym('{kind}', \"{c.name}\") as hash, "
             f"cx_norm('{kind}', \"{c.name}\") as value, _file "
@@ -629,6 +774,14 @@ class Ingestor:
             ("_json_ok and try_cast(json_extract_string(m.properties, '$.revenue') as decimal(18,2)) < 0",
              "events.revenue.non_negative", "revenue is negative"),
         ]
+        for key in contract.EVENT_NOT_FUTURE:
+            checks.append((f"_json_ok and {ts_ok(f'm.{key}')} and {_utc_sql(f'm.{key}')} >= {_future_limit_sql()}",
+                           f"events.{key}.not_future", f"{key} is later than the day after the delivery date"))
+        for key in contract.EVENT_NUMBERS:
+            # Present but not a number (text, boolean, object, or beyond DECIMAL(18,2)) would load as null.
+            value = f"json_extract_string(m.properties, '$.{key}')"
+            checks.append((f"_json_ok and {value} is not null and try_cast({value} as decimal(18,2)) is null",
+                           f"events.{key}.number", f"properties.{key} is not a number"))
         violations = ", ".join(f"case when {cond} then '{rule}' end" for cond, rule, _ in checks)
         messages = ", ".join(f"case when {cond} then '{msg}' end" for cond, _, msg in checks)
         pii_json = PII_JSON_RE.pattern.replace("'", "''")
@@ -649,6 +802,7 @@ class Ingestor:
             """
         )
         con.execute("drop table _parsed")
+        self._suppressed = drop_suppressed(con, "events")
         con.execute(
             """
             create or replace temp table _pii as

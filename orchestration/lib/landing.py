@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
+from orchestration.lib.erasure import REQUESTS_SOURCE
 from orchestration.lib.ingest import discover
 from orchestration.lib.settings import SOURCES, Settings
 from orchestration.lib.warehouse import ledger_path
@@ -36,7 +37,8 @@ def loaded_identities(settings: Settings) -> set[tuple[str, int]]:
 def pending_files(settings: Settings) -> list[Pending]:
     loaded = loaded_identities(settings)
     pending: list[Pending] = []
-    for source in SOURCES:
+    # Erasure requests too: the ingest job processes them before it loads anything.
+    for source in (*SOURCES, REQUESTS_SOURCE):
         files, _ = discover(settings.landing_dir, source)
         for f in files:
             size = f.size

@@ -68,7 +68,7 @@ def test_csv_rows_are_typed_pseudonymized_and_bad_rows_quarantined_with_line_and
     assert [(line, rule) for line, rule, _ in quarantined] == [
         (4, "customers.birth_year.integer"),
         (5, "customers.updated_at.timestamp_with_offset"),
-        (6, "customers.columns"),
+        (6, "customers.quoting"),  # the quote opened on line 6 is never closed
     ]
     warehouse_text = " ".join(t or "" for _, _, t in quarantined)
     for secret in ("bob@example.com", "cy@example.com", "dee@example.com", "Bob", "Dee"):
@@ -138,16 +138,20 @@ def test_rerun_loads_nothing_twice_and_picks_up_new_files_in_old_folders(cx):
     assert rows(cx, "select count(*) from raw.loaded_files") == [(2,)]
 
 
-def test_changed_file_is_reported_not_reloaded(cx):
+def test_redelivered_file_is_loaded_again_as_a_new_version(cx):
     path = land(cx.landing_dir, "events", "2026-01-02", "a.jsonl", event("m1") + "\n")
     Ingestor(cx).load_source("events")
     path.write_text(event("m1") + "\n" + event("m2") + "\n")
     result = Ingestor(cx).load_source("events")
-    assert [f.status for f in result.files] == ["changed"]
-    assert rows(cx, "select count(*) from raw.events") == [(1,)]
-    assert rows(cx, "select rule from raw.quarantine") == [("file.immutable",)]
-    Ingestor(cx).load_source("events")  # the same change is recorded once
-    assert rows(cx, "select count(*) from raw.quarantine") == [(1,)]
+    assert [(f.status, f.rows_loaded) for f in result.files] == [("reloaded", 2)]
+    # The added row arrives; the shared one is a duplicate raw row that staging removes by messageId.
+    assert rows(cx, "select message_id, count(*) from raw.events group by 1 order by 1") == [("m1", 2), ("m2", 1)]
+    assert rows(cx, "select status, count(distinct sha256) from raw.loaded_files group by 1 order by 1") == [
+        ("loaded", 1), ("reloaded", 1)]
+    assert rows(cx, "select count(*) from raw.quarantine") == [(0,)]
+    again = Ingestor(cx).load_source("events")  # each version is loaded once
+    assert [f.status for f in again.files] == ["skipped"]
+    assert rows(cx, "select count(*) from raw.events") == [(3,)]
 
 
 def test_missing_header_column_rejects_the_file_but_not_the_others(cx):

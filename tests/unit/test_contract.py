@@ -1,4 +1,5 @@
 import csv
+import re
 
 from orchestration.lib import contract
 from orchestration.lib.settings import PROJECT_ROOT, SOURCES
@@ -28,6 +29,22 @@ def test_pii_never_reaches_raw_columns_in_clear():
 
 def test_data_contract_doc_lists_every_rule_family():
     doc = (PROJECT_ROOT / "docs" / "data-contract.md").read_text()
-    for fragment in ("timestamp_with_offset", "non_negative", "accepted_values", "events.json", "file.immutable",
+    for fragment in ("timestamp_with_offset", "non_negative", "accepted_values", "events.json", "not_future",
+                     "<source>.quoting", "<source>.header.drift", "events.revenue.number", "`reloaded`",
                      "orders.customer_id.known"):
         assert fragment in doc
+
+
+def test_every_csv_timestamp_is_checked_against_the_delivery_date():
+    for spec in contract.CSV_SOURCES.values():
+        for column in spec.columns:
+            assert column.not_future == (column.kind == "timestamp"), f"{spec.name}.{column.name}"
+    assert contract.EVENT_NOT_FUTURE == ("receivedAt",)  # device clocks are corrected downstream, not checked
+
+
+def test_data_contract_doc_lists_every_optional_column():
+    doc = (PROJECT_ROOT / "docs" / "data-contract.md").read_text()
+    optional = doc[doc.index("except these optional ones"):doc.index("Changes of the header")]
+    for spec in contract.CSV_SOURCES.values():
+        listed = optional[optional.index(spec.name):].split(";")[0]
+        assert set(re.findall(r"`(\w+)`", listed)) == set(spec.header_optional), spec.name

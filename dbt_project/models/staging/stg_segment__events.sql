@@ -44,7 +44,8 @@ renamed as (
         cast(last_name_hash as {{ dbt.type_string() }}) as last_name_hash,
         cast(_file as {{ dbt.type_string() }}) as _file,
         cast(_line as {{ dbt.type_bigint() }}) as _line,
-        cast(_delivery_date as date) as _delivery_date
+        cast(_delivery_date as date) as _delivery_date,
+        cast(_loaded_at as {{ dbt.type_timestamp() }}) as _loaded_at
 
     from source
     where message_id is not null
@@ -58,7 +59,7 @@ deliveries as (
         *,
         row_number() over (
             partition by message_id
-            order by received_at, _delivery_date, _file, _line
+            order by received_at, _delivery_date, _file, _line, _loaded_at
         ) as delivery_rank
 
     from renamed

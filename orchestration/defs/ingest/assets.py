@@ -8,6 +8,9 @@ from orchestration.lib.settings import SOURCES, get_settings
 from orchestration.lib.warehouse import connect, publish_ledger
 
 WAREHOUSE_POOL = "warehouse"
+# Pending erasure requests are processed first, so the suppression list is in force before new files load
+# (orchestration/defs/privacy/assets.py, which imports this module; hence the key, not the asset).
+ERASURE_REQUESTS = dg.AssetKey(["privacy", "erasure_requests"])
 
 DESCRIPTIONS = {
     "events": "Segment-spec web and app events (track/page/identify/screen), one row per delivered message; "
@@ -27,6 +30,7 @@ def _raw_asset(source: str) -> dg.AssetsDefinition:
         group_name="raw",
         pool=WAREHOUSE_POOL,
         kinds={"duckdb", "python"},
+        deps=[ERASURE_REQUESTS],
         description=(
             f"{DESCRIPTIONS[source]}\n\nLoads files under `<landing>/{source}/<delivery date>/` that were not "
             "loaded before (by path and SHA-256), each in one transaction. Rows that break the contract go "
@@ -51,9 +55,21 @@ def _raw_asset(source: str) -> dg.AssetsDefinition:
                 f"raw.{source}: {result.rows_quarantined} row(s) quarantined in {len(new_files)} new file(s): "
                 + ", ".join(f"{rule} x{n}" for rule, n in result.rules().items())
             )
-        for f in result.files:
-            if f.status == "changed":
-                context.log.error(f"{f.rel_path}: changed after it was loaded; first version kept")
+        for f in new_files:
+            if f.status == "reloaded":
+                context.log.warning(f"{f.rel_path}: re-delivered with new content; loaded again as a new version "
+                                    "(rows it shares with the earlier version are deduplicated in staging)")
+            if f.drift:
+                context.log.error(
+                    f"{f.rel_path}: schema drift suspected, most rows break the same rule: "
+                    + ", ".join(f"{rule} x{n} of {f.rows_loaded + f.rows_quarantined}" for rule, n in f.drift.items())
+                    + "; the rows are quarantined, not loaded"
+                )
+        unknown_columns = {f.rel_path: f.unknown_columns for f in new_files if f.unknown_columns}
+        if unknown_columns:
+            names = sorted({c for columns in unknown_columns.values() for c in columns})
+            context.log.warning(f"raw.{source}: {len(unknown_columns)} new file(s) carry columns the contract "
+                                f"does not know, ignored: {names[:20]}")
         if result.ignored:
             context.log.warning(f"ignored paths that break the landing layout: {result.ignored[:20]}")
         return dg.MaterializeResult(
@@ -63,10 +79,14 @@ def _raw_asset(source: str) -> dg.AssetsDefinition:
                 "files_total": len(result.files),
                 "rows_loaded": result.rows_loaded,
                 "rows_quarantined": result.rows_quarantined,
+                "rows_suppressed": result.rows_suppressed,
                 "quarantine_rules": result.rules(),
                 "rows_in_table": total,
                 "delivery_dates_loaded": sorted({str(f.delivery_date) for f in new_files}),
                 "ignored_paths": result.ignored[:100],
+                "files_reloaded": [f.rel_path for f in new_files if f.status == "reloaded"][:100],
+                "unknown_columns": dict(list(unknown_columns.items())[:100]),
+                "schema_drift": {f.rel_path: f.drift for f in new_files if f.drift},
                 "dagster/row_count": total,
             }
         )
@@ -85,8 +105,8 @@ raw_assets = [_raw_asset(source) for source in SOURCES]
                                  "the rows it loads.",
                      deps=[a.key for a in raw_assets]),
         dg.AssetSpec(["raw", "loaded_files"], group_name="raw", kinds={"duckdb"},
-                     description="Ledger of landed files (path, SHA-256, rows loaded and quarantined); a file "
-                                 "is loaded once.",
+                     description="Ledger of landed files (path, SHA-256, rows loaded and quarantined, CSV "
+                                 "header and unknown columns); each version of a file is loaded once.",
                      deps=[a.key for a in raw_assets]),
     ],
     pool=WAREHOUSE_POOL,
