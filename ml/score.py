@@ -11,7 +11,7 @@ import pandas as pd
 from ml import models
 from ml.config import CHAMPION, CHURN, LTV, MODEL_NAMES
 from ml.dataset import Split
-from ml.tracking import Store, load_booster, version_by_alias
+from ml.tracking import Store, TrackingStoreUnavailable, load_booster, unavailability, version_by_alias
 
 RISK_THRESHOLDS = (("high", 0.6), ("medium", 0.3))
 
@@ -29,13 +29,21 @@ class Champion:
 
 def champions(store: Store) -> dict[str, Champion]:
     """The booster behind each `champion` alias, resolved once to a version so a promotion during scoring
-    cannot mix two versions. A model without a champion is left out; none at all raises NoChampionError."""
-    client = store.client()
+    cannot mix two versions. A model without a champion is left out; none at all raises NoChampionError; a
+    store that does not answer raises TrackingStoreUnavailable."""
     out = {}
-    for kind in (CHURN, LTV):
-        version = version_by_alias(client, MODEL_NAMES[kind], CHAMPION)
-        if version is not None:
-            out[kind] = Champion(kind, str(version.version), load_booster(MODEL_NAMES[kind], version.version))
+    try:
+        client = store.client()
+        for kind in (CHURN, LTV):
+            version = version_by_alias(client, MODEL_NAMES[kind], CHAMPION)
+            if version is not None:
+                out[kind] = Champion(kind, str(version.version), load_booster(MODEL_NAMES[kind], version.version))
+    except Exception as exc:
+        # Never read as "no champion": that would write empty scores over good ones.
+        cause = unavailability(exc)
+        if cause is None:
+            raise
+        raise TrackingStoreUnavailable(store.tracking_uri, "loading the champions", cause) from exc
     if not out:
         raise NoChampionError(f"no registered model has a '{CHAMPION}' alias in {store.tracking_uri}: train "
                               "the models first (training_job or `make run`); a candidate is promoted only when "

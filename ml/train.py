@@ -7,7 +7,9 @@ with the two frames read from the warehouse or the serving snapshot.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -17,8 +19,17 @@ from ml import baselines, models, plots
 from ml.config import CHALLENGER, CHAMPION, CHURN, MODEL_NAMES, PRIMARY_METRIC, TrainingConfig
 from ml.dataset import Dataset, build
 from ml.metrics import churn_metrics, ltv_metrics
-from ml.tracking import Store, load_booster, version_by_alias
+from ml.tracking import (
+    Store,
+    TrackingStoreUnavailable,
+    end_stale_runs,
+    load_booster,
+    mark_abandoned_versions,
+    unavailability,
+    version_by_alias,
+)
 
+MODEL_ARTIFACT = "model"
 BASELINE_RUN_NAMES = {"bgnbd": "baseline: BG/NBD + Gamma-Gamma", "rfm": "baseline: RFM score"}
 
 
@@ -127,17 +138,69 @@ def _note(kind: str, result_lines: list[str]) -> str:
     return "\n".join([f"**{MODEL_NAMES[kind]}** training run", "", *result_lines])
 
 
-def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
-          config: TrainingConfig | None = None, tags: dict[str, str] | None = None) -> TrainingResult:
-    import mlflow
-    import mlflow.lightgbm
-    from mlflow.models import infer_signature
+@dataclass
+class _Progress:
+    """How far a training got: what the error says when the tracking store stops answering."""
 
+    model_name: str
+    doing: str = "reading the tracking store"
+    version: str | None = None
+    alias_moved: bool = False
+
+    def outcome(self) -> str:
+        retry = ("Rerun the training once the store answers; runs it left RUNNING are ended as FAILED by the next "
+                 "training.")
+        if self.alias_moved:
+            return f"{self.model_name} v{self.version} was promoted; its tags may be incomplete."
+        if self.doing.startswith("promoting"):
+            return f"{self.model_name} v{self.version} was registered; its alias move is not confirmed. {retry}"
+        if self.version is not None:
+            return f"{self.model_name} v{self.version} was registered, never promoted. {retry}"
+        return f"No model version was registered and no alias moved. {retry}"
+
+
+def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
+          config: TrainingConfig | None = None, tags: dict[str, str] | None = None,
+          before_register: Callable[[], object] | None = None) -> TrainingResult:
+    """Train, judge and log a candidate; register it; move `champion` or `challenger` to it.
+
+    The order makes a failure at any point safe to retry. The candidate's run is logged in full (params,
+    metrics, plots, the model, the baseline child runs) before anything is registered; the version is
+    registered inside that run, so a failure there leaves the run FAILED, or RUNNING when the store is gone (the
+    next training ends it as FAILED); an alias moves only once the run is FINISHED, read back from the store.
+    `before_register` is called once, at the moment a crash would matter most: the run logged, nothing
+    registered. A store that does not answer raises `TrackingStoreUnavailable`, saying how far training got.
+    """
     config = config or TrainingConfig()
     ds = build(features, labels, expected_horizon_days=config.horizon_days)
+    progress = _Progress(MODEL_NAMES[kind])
+    try:
+        return _train(kind, ds, store, config, tags or {}, before_register, progress)
+    except TrackingStoreUnavailable:
+        raise
+    except Exception as exc:
+        cause = unavailability(exc)
+        if cause is None:
+            raise
+        raise TrackingStoreUnavailable(store.tracking_uri, progress.doing, cause, progress.outcome()) from exc
+
+
+def _train(kind: str, ds: Dataset, store: Store, config: TrainingConfig, tags: dict[str, str],
+           before_register: Callable[[], object] | None, progress: _Progress) -> TrainingResult:
+    import mlflow
+    import mlflow.lightgbm
+    from mlflow.entities import RunTag
+    from mlflow.models import infer_signature
+
     model_name = MODEL_NAMES[kind]
     client = store.client()
     experiment_id = store.experiment_id(client, model_name)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    by = ", ".join(f"{k} {tags[k]}" for k in ("dagster.run_id",) if k in tags)
+    end_stale_runs(client, experiment_id, (
+        f"left RUNNING by a training that stopped before ending it (process killed or tracking store "
+        f"unavailable); ended as FAILED by the training started {started}" + (f" ({by})" if by else "")))
+    mark_abandoned_versions(client, model_name)
 
     booster, fit_info = models.fit(kind, ds.train, config)
     prediction = models.predict(booster, ds.evaluate.X)
@@ -145,6 +208,7 @@ def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
     base_pred = baseline_predictions(kind, ds)
     base_metrics = {name: evaluate(kind, ds, p) for name, p in base_pred.items()}
 
+    progress.doing = "loading the champion"
     champion = version_by_alias(client, model_name, CHAMPION)
     champion_metrics, champion_pred = None, None
     if champion is not None:
@@ -153,9 +217,11 @@ def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
     decision = decide(kind, metrics, base_metrics, champion_metrics,
                       None if champion is None else str(champion.version), config.promotion_margin)
 
+    progress.doing = "logging the candidate run"
     description = ds.describe()
-    run_tags = {"cxloop.kind": kind, "cxloop.eval_cutoff": ds.eval_cutoff, **(tags or {})}
+    run_tags = {"cxloop.kind": kind, "cxloop.eval_cutoff": ds.eval_cutoff, **tags}
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"lightgbm {kind}", tags=run_tags) as run:
+        run_id = run.info.run_id
         mlflow.log_params({**{f"lgbm.{k}": v for k, v in config.lgbm_params(kind).items()},
                            "best_iteration": fit_info.best_iteration,
                            "early_stopping_cutoff": fit_info.early_stopping_cutoff,
@@ -174,28 +240,13 @@ def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
         _log_plots(kind, booster, ds, prediction, base_pred, config.seed)
 
         sample = ds.train.X.median(numeric_only=True).to_frame().T.astype("float64")
-        info = mlflow.lightgbm.log_model(
-            booster, name="model",
+        mlflow.lightgbm.log_model(
+            booster, name=MODEL_ARTIFACT,
             signature=infer_signature(ds.evaluate.X.head(100), prediction[:100]),
             # A row of training medians: shows the input schema without any customer's values.
             input_example=sample,
             pip_requirements=[f"lightgbm=={_version('lightgbm')}", f"mlflow=={_version('mlflow')}"],
-            registered_model_name=model_name,
         )
-        version = str(info.registered_model_version)
-        _apply_decision(client, model_name, version, decision)
-        # Named after what it became, so the runs table reads as the registry's history.
-        mlflow.set_tag("mlflow.runName", f"lightgbm {kind} v{version} ({decision.alias})")
-        mlflow.log_dict(decision.to_dict(), "promotion_decision.json")
-        mlflow.set_tags({"cxloop.model_version": version, "cxloop.decision": decision.alias,
-                         "mlflow.note.content": _note(kind, [
-                             f"- registered as **{model_name} v{version}**, alias **{decision.alias}**",
-                             f"- decision: {decision.reason}",
-                             f"- evaluated on cutoff {ds.eval_cutoff} ({len(ds.evaluate)} customers, "
-                             f"horizon {ds.horizon_days} days); trained on cutoffs "
-                             f"{', '.join(ds.train_cutoffs)} ({len(ds.train)} rows)",
-                             f"- data digest {description['data_digest'][:16]}",
-                         ])})
         for name, m in base_metrics.items():
             with mlflow.start_run(experiment_id=experiment_id, run_name=BASELINE_RUN_NAMES[name], nested=True,
                                   tags={**run_tags, "cxloop.baseline": name}):
@@ -203,13 +254,55 @@ def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
                                    "horizon_days": ds.horizon_days, "eval_rows": len(ds.evaluate)})
                 mlflow.log_metrics({k: v for k, v in m.items() if np.isfinite(v)})
 
-    return TrainingResult(kind=kind, model_name=model_name, run_id=run.info.run_id, experiment_id=experiment_id,
+        if before_register is not None:
+            before_register()
+        progress.doing = f"registering {model_name}"
+        version = str(mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", model_name).version)
+        progress.version = version
+        mlflow.set_tags({"cxloop.model_version": version, "mlflow.runName": f"lightgbm {kind} v{version}"})
+
+    progress.doing = f"promoting {model_name} v{version} to {decision.alias}"
+    promote(client, model_name, version, run_id, decision)
+    progress.alias_moved = True
+    progress.doing = "recording the decision"
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in {
+        # Named after what it became, so the runs table reads as the registry's history.
+        "mlflow.runName": f"lightgbm {kind} v{version} ({decision.alias})",
+        "cxloop.decision": decision.alias,
+        "mlflow.note.content": _note(kind, [
+            f"- registered as **{model_name} v{version}**, alias **{decision.alias}**",
+            f"- decision: {decision.reason}",
+            f"- evaluated on cutoff {ds.eval_cutoff} ({len(ds.evaluate)} customers, "
+            f"horizon {ds.horizon_days} days); trained on cutoffs "
+            f"{', '.join(ds.train_cutoffs)} ({len(ds.train)} rows)",
+            f"- data digest {description['data_digest'][:16]}",
+        ]),
+    }.items()])
+    client.log_dict(run_id, decision.to_dict(), "promotion_decision.json")
+
+    return TrainingResult(kind=kind, model_name=model_name, run_id=run_id, experiment_id=experiment_id,
                           model_version=version, metrics=metrics, baseline_metrics=base_metrics,
                           champion_metrics=champion_metrics, decision=decision, dataset=description,
                           fit=asdict(fit_info))
 
 
+class PromotionError(RuntimeError):
+    """A version whose run did not finish cannot take an alias."""
+
+
+def promote(client, model_name: str, version: str, run_id: str, decision: Decision) -> None:
+    """Move the decided alias to `version`, then record the decision on it. Only a version whose run is
+    FINISHED, as the store says now, is considered: a run that failed or never ended may lack part of what the
+    decision rests on."""
+    status = client.get_run(run_id).info.status
+    if status != "FINISHED":
+        raise PromotionError(f"{model_name} v{version}: its run {run_id} is {status}, not FINISHED; not promoted")
+    _apply_decision(client, model_name, version, decision)
+
+
 def _apply_decision(client, model_name: str, version: str, decision: Decision) -> None:
+    # The alias first: it is the promotion, one call; a version with neither alias nor decision tag was never
+    # judged, and the next training tags it abandoned.
     client.set_registered_model_alias(model_name, decision.alias, version)
     client.set_model_version_tag(model_name, version, "decision", decision.alias)
     client.set_model_version_tag(model_name, version, "decision_reason", decision.reason)

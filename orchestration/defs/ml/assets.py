@@ -8,8 +8,10 @@ next to its baselines and the current champion on the same evaluation cutoff, an
 import dagster as dg
 from dagster_dbt import get_asset_key_for_model
 
+from ml.tracking import TrackingStoreUnavailable
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
 from orchestration.defs.transform.assets import cxloop_dbt_models
+from orchestration.lib.failpoints import FailpointError, failpoint
 from orchestration.lib.models import (
     code_version,
     mlflow_store,
@@ -26,6 +28,19 @@ LABELS = get_asset_key_for_model([cxloop_dbt_models], "customer_labels")
 ML_GROUP = "ml"
 
 
+def _before_register() -> None:
+    # The moment a crash matters most: the candidate's run is logged, no version registered or alias moved.
+    if failpoint("ml.before_register"):
+        raise FailpointError("failpoint ml.before_register")
+
+
+def _store_failure(exc: TrackingStoreUnavailable, consequence: str = "") -> dg.Failure:
+    """The step's error when MLflow does not answer: the store, what training was doing, what that left and
+    what to do, in its first line (the chained error below it is for diagnosis)."""
+    return dg.Failure(description=f"{exc}{' ' + consequence if consequence else ''}",
+                      metadata={"tracking_uri": exc.tracking_uri, "while": exc.doing})
+
+
 def _train(context: dg.AssetExecutionContext, kind: str) -> dg.MaterializeResult:
     from ml.dataset import DatasetError
     from ml.train import train
@@ -34,16 +49,18 @@ def _train(context: dg.AssetExecutionContext, kind: str) -> dg.MaterializeResult
     features, labels = read_training_tables(settings)
     try:
         result = train(kind, features, labels, mlflow_store(settings), training_config(settings), tags={
-        "dagster.run_id": context.run.run_id,
-        "dagster.asset_key": context.asset_key.to_user_string(),
-        "dagster.job": context.run.job_name,
+            "dagster.run_id": context.run.run_id,
+            "dagster.asset_key": context.asset_key.to_user_string(),
+            "dagster.job": context.run.job_name,
             "cxloop.code_version": code_version(),
-        })
+        }, before_register=_before_register)
     except DatasetError as exc:
         # Too little history is a state of the data, not a failure of the run: the marts still publish, the
         # scores stay empty until a model can be trained, and the reason shows here and in the run log.
         context.log.warning(f"{kind} model not trained: {exc}")
         return dg.MaterializeResult(metadata={"trained": False, "reason": dg.MetadataValue.text(str(exc))})
+    except TrackingStoreUnavailable as exc:
+        raise _store_failure(exc) from exc
     decision = result.decision
     log = context.log.info if decision.promoted else context.log.warning
     log(f"{result.model_name} v{result.model_version} -> {decision.alias}: {decision.reason}")
@@ -104,6 +121,8 @@ def customer_scores(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         if not store_exists(settings):
             raise NoChampionError(f"no MLflow store at {settings.mlflow_dir} yet: no model has been trained")
         models = champions(mlflow_store(settings))
+    except TrackingStoreUnavailable as exc:
+        raise _store_failure(exc, "marts.customer_scores keeps its previous scores.") from exc
     except NoChampionError as exc:
         context.log.warning(f"customer_scores left empty: {exc}")
         write_scores(settings, empty_scores())
