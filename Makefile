@@ -11,11 +11,12 @@ MLFLOW_PORT ?= 5000
 
 export CXLOOP_HOME := $(CURDIR)
 
-.PHONY: venv browser run test ui bench-cdnow bench-ml bench-measure clean-data help
+.PHONY: venv browser run test test-faults ui bench-cdnow bench-ml bench-measure clean-data help
 
 help:
 	@echo "make run    set up, simulate a shop if the landing dir is empty, materialize every asset, print a summary"
 	@echo "make test   set up and run the whole test suite"
+	@echo "make test-faults  the slowest fault-injection tests: kills, concurrent runs, outages, erasure rebuilds"
 	@echo "make browser  install Debian's chromium for the browser tests (only when /usr/bin/chromium is missing)"
 	@echo "make ui     Dagster UI (and MLflow UI) on $(HOST)"
 	@echo "make bench-cdnow  run the platform on the CDNOW transactions and score it on the 39-week holdout"
@@ -44,6 +45,11 @@ run: $(STAMP)
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# Separate processes killed by SIGKILL, runs launched together, a tracking server going down, erasure followed
+# by a rebuild from landing: minutes each, so outside `make test`; CI runs both.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults tests/faults
 
 ui: $(STAMP)
 	$(BIN)/cxloop ui --host $(HOST) --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -67,6 +68,46 @@ def load_definitions():
     return defs() if callable(defs) else defs
 
 
+def process_tags() -> dict[str, str]:
+    """Where an in-process run executes, so a later run can tell whether its process is still alive."""
+    return {"cxloop/host": socket.gethostname(), "cxloop/pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        # A restarted container can hand a new process the pid of the one that died; this one runs nothing yet.
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_runs(instance) -> list[str]:
+    """End the in-process runs of this host whose process died (SIGKILL, OOM) and free their pool slots.
+
+    Nothing else would: no daemon monitors a run executed in process, so a killed run would stay STARTED and
+    keep its `warehouse` slot, and every later run would wait for it forever.
+    """
+    import dagster as dg
+
+    host = socket.gethostname()
+    released = []
+    active = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=active)):
+        pid = run.tags.get("cxloop/pid")
+        if run.tags.get("cxloop/host") != host or not pid or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, message=f"run process {pid} died without ending the run; "
+                                                "marked failed and its concurrency slots freed by the next run")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
+
+
 def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = None, log_level: str = "WARNING"):
     """Run a job in process against the local Dagster instance, returning the Dagster result."""
     import dagster as dg
@@ -75,13 +116,19 @@ def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = Non
     definitions = load_definitions()
     job = definitions.resolve_job_def(job_name)
     with dg.DagsterInstance.get() as instance:
-        return job.execute_in_process(
+        release_dead_runs(instance)
+        result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            tags=tags or {},
+            tags={**(tags or {}), **process_tags()},
             # The full event stream is in the Dagster UI; the terminal gets warnings and the summary.
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
+        from orchestration.defs.serving.sensors import announce_unpublished
+
+        # No daemon watches an in-process run: say here what the failure sensor says for daemon runs.
+        announce_unpublished(instance, result.run_id)
+        return result
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -92,7 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepare(settings)
     simulate_if_empty(settings, args.customers, args.days, args.seed)
     log_path = settings.dagster_home / "last_run.log"
-    print(f"running {args.job} (every asset) in process; dbt output goes to {log_path}, "
+    what = " (every asset)" if args.job == "platform_job" else ""
+    print(f"running {args.job}{what} in process; dbt output goes to {log_path}, "
           "the full event log to the Dagster UI (`make ui`)", flush=True)
     # MLflow reports each registration at INFO; the summary says what was registered and why.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -114,13 +162,52 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    """Write an erasure request into the landing requests folder and process it now with `erasure_job`.
+
+    The job runs through Dagster like any other, so it waits for a build holding the warehouse. Prints counts
+    only: the identifier given is never echoed or logged.
+    """
+    from orchestration.lib.erasure import audit_log_path, read_audit_log, write_request
+
+    settings = get_settings()
+    if args.request_id and any(e.get("request_id") == args.request_id for e in read_audit_log(settings)):
+        print(f"erasure request {args.request_id} was processed already: see {audit_log_path(settings)}")
+        return 0
+    prepare(settings, quiet=True)
+    try:
+        request_id, path = write_request(settings, customer_id=args.customer_id, email=args.email,
+                                         request_id=args.request_id)
+    except ValueError as exc:
+        print(f"cxloop erase: {exc}", file=sys.stderr)
+        return 2
+    print(f"erasure request {request_id} written to {path}", flush=True)
+    result = execute("erasure_job", settings, tags={"cxloop/trigger": "cli"})
+    entry = next((e for e in read_audit_log(settings) if e.get("request_id") == request_id), None)
+    if not result.success or entry is None:
+        print(f"erasure request {request_id} not processed (run {result.run_id} failed, see the Dagster UI); "
+              "the request file stays pending and the next run processes it")
+        return 1
+    print(f"erased: {entry['rows_removed_total']} row(s) removed, customer key(s) {entry['customer_keys'] or 'none'}")
+    for store, tables in entry["rows_removed"].items():
+        for table, n in tables.items():
+            print(f"  {store:<11} {table:<40} {n:>8,}")
+    print(f"suppressed for later loads: {entry['suppression_added'] or 'already on the list'}")
+    print(f"audit log: {audit_log_path(settings)} (request {request_id})")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """Dagster (webserver + daemon) and, once a tracking store exists, MLflow; both on `--host` only."""
     settings = get_settings()
     prepare(settings, quiet=True)
     bin_dir = Path(sys.executable).parent
+    from ml.tracking import SECURE_ENV
+
     # `dagster dev` prepares the dbt manifest itself and looks for `dbt` on PATH: put this venv first.
-    env = {**os.environ, **settings.environ(), "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # SECURE_ENV: no unpickling of models or artifacts in the MLflow UI, Dagster or the runs it launches.
+    env = {**os.environ, **settings.environ(), **SECURE_ENV,
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     procs = [subprocess.Popen(
         [str(bin_dir / "dagster"), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"),
          "-h", args.host, "-p", str(args.dagster_port)], env=env, cwd=PROJECT_ROOT)]
@@ -167,6 +254,13 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("prepare", help="dbt parse and Dagster instance config").set_defaults(func=cmd_prepare)
     sub.add_parser("summary", help="print the summary of the current warehouse").set_defaults(func=cmd_summary)
+
+    erase = sub.add_parser("erase", help="erase a person everywhere (GDPR art. 17) and keep them out of later loads")
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer-id")
+    who.add_argument("--email")
+    erase.add_argument("--request-id", help="the request's reference (default: a new UUID)")
+    erase.set_defaults(func=cmd_erase)
 
     ui = sub.add_parser("ui", help="Dagster UI and MLflow UI on localhost")
     ui.add_argument("--host", default="127.0.0.1")

@@ -49,7 +49,7 @@ from typing import Any, Protocol
 
 import pyarrow.parquet as pq
 
-from orchestration.lib.serving import current_dir
+from orchestration.lib.serving import current_dir, read_status, stale_message
 from orchestration.lib.settings import Settings
 
 ANOMALY_MART = "kpi_anomalies"
@@ -196,7 +196,7 @@ def _severity(a: Anomaly) -> float:
 
 @dataclass(frozen=True)
 class Snapshot:
-    snapshot_id: str
+    snapshot_id: str | None
     published_at: str | None
     anomalies: list[Anomaly]
 
@@ -290,6 +290,11 @@ create table if not exists deliveries (
     primary key (alert_id, sink)
 );
 create index if not exists deliveries_due on deliveries (status, next_attempt_at);
+create table if not exists notices (
+    notice_key    text primary key,          -- stale:<run id of the build that did not publish>
+    alert_id      text not null,
+    recorded_at   text not null
+);
 """
 
 
@@ -325,10 +330,20 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def alert_id_for(anomalies: Sequence[Anomaly]) -> str:
-    """A digest of the anomaly identities: re-evaluating the same snapshot yields the same alert id."""
-    digest = hashlib.sha256("\n".join(sorted(a.key for a in anomalies)).encode()).hexdigest()
-    return f"kpi-{digest[:20]}"
+def alert_id_for(anomalies: Sequence[Anomaly], notice_key: str | None = None) -> str:
+    """A digest of the anomaly identities (and of the stale-snapshot notice it carries): re-evaluating the same
+    snapshot yields the same alert id."""
+    keys = sorted(a.key for a in anomalies) + ([notice_key] if notice_key else [])
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+    return f"{'kpi' if anomalies else 'stale'}-{digest[:20]}"
+
+
+def stale_notice(settings: Settings) -> tuple[str, str] | None:
+    """(key, message) when the last build did not publish: the next alert says readers are on old data."""
+    status = read_status(settings)
+    if not status or status.get("state") != "stale":
+        return None
+    return f"stale:{status['failed_run_id']}", stale_message(status)
 
 
 @dataclass
@@ -348,12 +363,16 @@ def enqueue(settings: Settings, sinks: Sequence[Sink], now: datetime | None = No
     moment = _utc(now)
     snapshot = snapshot if snapshot is not None else read_snapshot(settings)
     result = Enqueued()
-    if snapshot is None or not snapshot.anomalies:
+    notice = stale_notice(settings)
+    if (snapshot is None or not snapshot.anomalies) and notice is None:
         return result
+    snapshot = snapshot or Snapshot(None, None, [])
     window = timedelta(hours=settings.alert_suppress_hours)
     with outbox(settings) as con:
         con.execute("begin immediate")
         try:
+            if notice and con.execute("select 1 from notices where notice_key = ?", (notice[0],)).fetchone():
+                notice = None
             fresh = [a for a in snapshot.anomalies if not con.execute(
                 "select 1 from anomalies where anomaly_key = ?", (a.key,)).fetchone()]
             to_alert: list[Anomaly] = []
@@ -369,7 +388,7 @@ def enqueue(settings: Settings, sinks: Sequence[Sink], now: datetime | None = No
                     to_alert.append(a)
             result.new, result.suppressed = len(fresh), len(suppressed)
             stamp = _ts(moment)
-            alert_id = alert_id_for(to_alert) if to_alert else None
+            alert_id = alert_id_for(to_alert, notice[0] if notice else None) if to_alert or notice else None
             for a, by in suppressed:
                 con.execute(
                     "insert or ignore into anomalies values (?, ?, ?, ?, ?, ?, 'suppressed', null, ?, ?, ?, ?)",
@@ -385,7 +404,10 @@ def enqueue(settings: Settings, sinks: Sequence[Sink], now: datetime | None = No
                     "order by recorded_at, anomaly_key")]
                 con.execute("update anomalies set alert_id = ? where status = 'suppressed' and alert_id is null",
                             (alert_id,))
-                alert = compose(settings, alert_id, stamp, snapshot, to_alert, held)
+                alert = compose(settings, alert_id, stamp, snapshot, to_alert, held,
+                                notice=notice[1] if notice else None)
+                if notice:
+                    con.execute("insert or ignore into notices values (?, ?, ?)", (notice[0], alert_id, stamp))
                 con.execute("insert or ignore into alerts values (?, ?, ?, ?, ?, ?)",
                             (alert.alert_id, alert.created_at, snapshot.snapshot_id, alert.subject, alert.text,
                              json.dumps(alert.data)))
@@ -473,7 +495,7 @@ def evaluate(settings: Settings, now: datetime | None = None, sinks: Sequence[Si
     sinks = list(sinks) if sinks is not None else sinks_from_settings(settings)
     snapshot = read_snapshot(settings)
     report = EvaluationReport(snapshot_id=snapshot.snapshot_id if snapshot else None)
-    if snapshot is not None:
+    if snapshot is not None or stale_notice(settings) is not None:
         queued = enqueue(settings, sinks, moment, snapshot)
         report.new, report.suppressed, report.alert_id = queued.new, queued.suppressed, queued.alert_id
         report.alerts_enqueued = 1 if queued.alert_id else 0
@@ -510,17 +532,25 @@ def _details(a: Anomaly) -> list[str]:
 
 
 def compose(settings: Settings, alert_id: str, created_at: str, snapshot: Snapshot, anomalies: Sequence[Anomaly],
-            suppressed: Sequence[str] = ()) -> Alert:
-    """The grouped message: one line per anomaly plus where to look, as subject, plain text and data."""
+            suppressed: Sequence[str] = (), notice: str | None = None) -> Alert:
+    """The grouped message: one line per anomaly plus where to look, as subject, plain text and data.
+
+    `notice` says the last build did not publish (readers are on an older snapshot); it leads the message.
+    """
     labels = list(dict.fromkeys(a.label for a in anomalies))
     listed = ", ".join(labels[:MAX_SUBJECT_ITEMS]) + (f" +{len(labels) - MAX_SUBJECT_ITEMS} more"
                                                      if len(labels) > MAX_SUBJECT_ITEMS else "")
     n = len(anomalies)
-    subject = f"[cxloop] {n} KPI anomal{'y' if n == 1 else 'ies'}: {listed}"
+    if n:
+        subject = f"[cxloop] {n} KPI anomal{'y' if n == 1 else 'ies'}: {listed}"
+        if notice:
+            subject += " (serving snapshot not updated)"
+    else:
+        subject = "[cxloop] serving snapshot not updated: the last build did not publish"
     dagster_url = f"{settings.dagster_ui_url}/assets/{ANOMALY_ASSET_PATH}"
     report = settings.reports_dir / "latest.html"
     report_path = str(report) if report.exists() else None
-    lines = [subject, ""]
+    lines = [subject, ""] + ([notice, ""] if notice else [])
     for a in anomalies:
         lines.append(f"- {_line(a)}")
         lines.extend(f"    {d}" for d in _details(a))
@@ -528,13 +558,13 @@ def compose(settings: Settings, alert_id: str, created_at: str, snapshot: Snapsh
         lines += ["", f"{len(suppressed)} more suppressed (same KPI and direction alerted within "
                       f"{settings.alert_suppress_hours:g} h): {', '.join(suppressed)}"]
     lines += ["", f"Dagster: {dagster_url}", f"Report: {report_path or 'not generated yet'}",
-              f"Snapshot: {snapshot.snapshot_id}" + (f" (published {snapshot.published_at})"
+              f"Snapshot: {snapshot.snapshot_id or 'none published'}" + (f" (published {snapshot.published_at})"
                                                      if snapshot.published_at else ""),
               f"Alert: {alert_id}"]
     data = {
         "alert_id": alert_id, "created_at": created_at, "snapshot_id": snapshot.snapshot_id,
         "published_at": snapshot.published_at, "dagster_url": dagster_url, "report_path": report_path,
-        "anomalies": [a.to_dict() for a in anomalies], "suppressed": list(suppressed),
+        "anomalies": [a.to_dict() for a in anomalies], "suppressed": list(suppressed), "notice": notice,
     }
     return Alert(alert_id, created_at, subject, "\n".join(lines), data)
 
@@ -543,6 +573,8 @@ def _slack_blocks(alert: Alert) -> list[dict[str, Any]]:
     anomalies = [_anomaly_from_dict(d) for d in alert.data["anomalies"]]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": alert.subject[:150]}}]
+    if alert.data.get("notice"):
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {alert.data['notice']}"}})
     for a in anomalies[:MAX_BLOCK_ANOMALIES]:
         body = "\n".join([f"*{_line(a)}*", *(f"> {d}" for d in _details(a))])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": body[:3000]}})

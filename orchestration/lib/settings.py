@@ -38,6 +38,7 @@ class Settings:
     dbt_target: str
     alerts_dir: Path
     reports_dir: Path
+    dbt_runs_dir: Path
     mlflow_tracking_uri: str | None = None
     mlflow_ui_url: str = "http://127.0.0.1:5000"
     horizon_days: int = 90
@@ -86,6 +87,8 @@ class Settings:
             dagster_ui_url=os.environ.get("CXLOOP_DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/"),
             alerts_dir=_path("CXLOOP_ALERTS_DIR", data / "alerts"),
             reports_dir=_path("CXLOOP_REPORTS_DIR", data / "reports"),
+            # Each dbt invocation's target folder (run results, compiled SQL, dbt.log) of this installation.
+            dbt_runs_dir=_path("CXLOOP_DBT_RUNS_DIR", data / "dbt"),
             # Alert sinks: each is on when its variables are set; the log sink under `alerts_dir` is always on.
             alert_webhook_url=os.environ.get("CXLOOP_ALERT_WEBHOOK_URL") or None,
             smtp_host=os.environ.get("CXLOOP_SMTP_HOST") or None,
@@ -148,13 +151,17 @@ class Settings:
             "CXLOOP_CONFIG": str(self.config_file),
             "CXLOOP_ALERTS_DIR": str(self.alerts_dir),
             "CXLOOP_REPORTS_DIR": str(self.reports_dir),
+            "CXLOOP_DBT_RUNS_DIR": str(self.dbt_runs_dir),
             **({"CXLOOP_MLFLOW_TRACKING_URI": self.mlflow_tracking_uri} if self.mlflow_tracking_uri else {}),
         }
 
     def ensure_dirs(self) -> None:
         for path in (self.warehouse.parent, self.pii_db.parent, self.serving_dir, self.dagster_home,
-                     self.mlflow_dir, self.alerts_dir, self.reports_dir):
+                     self.mlflow_dir, self.alerts_dir, self.reports_dir, self.dbt_runs_dir):
             path.mkdir(parents=True, exist_ok=True)
+        # The restricted folder (PII store, generated key, suppression list, erasure audit log): owner only.
+        if self.pii_db.parent.stat().st_mode & 0o077:
+            self.pii_db.parent.chmod(0o700)
 
 
 def get_settings() -> Settings:

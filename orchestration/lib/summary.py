@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from orchestration.lib.serving import read_status, stale_message
 from orchestration.lib.settings import Settings
 from orchestration.lib.warehouse import connect, present_sources, table_exists
 
@@ -162,11 +163,17 @@ def summary_lines(settings: Settings, result, elapsed: float | None) -> list[str
         lines.append(f"  ... {len(quarantine) - 12} more rules: select * from marts.quarantine")
     lines += model_lines(settings, result)
     lines += measure_lines(settings)
+    status = read_status(settings)
+    if status and status.get("state") == "stale":
+        lines.append(f"NOT PUBLISHED: {stale_message(status)}")
+    elif status:
+        lines.append(f"published: serving snapshot {status['snapshot_id']} at {status['published_at']}")
     lines += [
         "next:",
         "  make ui                      Dagster UI on http://127.0.0.1:3000 (runs, lineage, checks)",
         "                               MLflow UI on http://127.0.0.1:5000 (runs, metrics, plots, registry)",
-        f"  serving snapshot             {settings.serving_dir / 'current'}/<mart>.parquet",
+        f"  serving snapshot             {settings.serving_dir / 'current'}/<mart>.parquet "
+        "(or serving.duckdb: views)",
         f"  warehouse (DuckDB)           {settings.warehouse}",
         "  quarantine                   marts.quarantine (file, line, rule for every held-back row)",
         "  docs                         docs/data-contract.md, docs/architecture.md, docs/operations.md",

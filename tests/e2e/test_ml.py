@@ -17,6 +17,7 @@ import pytest
 from ml.config import CHALLENGER, CHAMPION, MODEL_NAMES, TrainingConfig
 from ml.tracking import Store, load_booster, version_by_alias
 from orchestration.lib.models import mlflow_store
+from tests import pii_scan
 from tests.e2e.test_platform import landed_pii
 
 pytestmark = pytest.mark.e2e
@@ -145,6 +146,8 @@ def test_no_pii_and_no_customer_rows_in_the_mlflow_store(trained):
         data = path.read_bytes()
         found = [n.decode() for n in needles if n in data]
         assert not found, f"{path} contains {found[:3]}"
+    # And nowhere else a trained installation writes (warehouse, snapshot, Dagster, dbt files, report, alerts).
+    assert pii_scan.scan(trained.settings, pii) == []
 
 
 def test_features_as_of_a_cutoff_ignore_everything_after_it(trained, tmp_path):

@@ -11,6 +11,7 @@ import dagster as dg
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
 from orchestration.defs.transform.assets import model_key
 from orchestration.lib.dbt import dbt_project, mart_names
+from orchestration.lib.failpoints import failpoint
 from orchestration.lib.settings import SOURCES, get_settings
 from orchestration.lib.warehouse import connect, table_exists
 
@@ -50,7 +51,7 @@ def _raw_check(source: str) -> dg.AssetChecksDefinition:
                 f"""
                 select * from raw.{source} where _load_id = (
                     select _load_id from raw.loaded_files
-                    where source = ? and status = 'loaded' order by _loaded_at desc limit 1)
+                    where source = ? and status in ('loaded', 'reloaded') order by _loaded_at desc limit 1)
                 """,
                 [source],
             ).df()
@@ -77,6 +78,9 @@ def _mart_check(mart: str) -> dg.AssetChecksDefinition:
             if not table_exists(con, "marts", mart):
                 return dg.AssetCheckResult(passed=False, metadata={"summary": f"marts.{mart} does not exist"})
             frame = con.execute(f"select * from marts.{mart}").df()
+        if failpoint(f"check.{mart}_meets_expectations"):
+            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                       metadata={"summary": "failed on purpose (failpoint)"})
         return gx_check_result(validate(frame, suite_for("marts", mart)))
 
     return mart_check

@@ -3,13 +3,16 @@
 
 import json
 import os
+import shutil
+import uuid
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
 from orchestration.lib.dbt import CxloopTranslator, dbt_project
-from orchestration.lib.settings import SOURCES, get_settings
+from orchestration.lib.failpoints import failpoint
+from orchestration.lib.settings import SOURCES, Settings, get_settings
 from orchestration.lib.warehouse import connect, present_sources
 
 
@@ -27,6 +30,22 @@ def dbt_build_args(present: list[str], model_vars: dict[str, int] | None = None)
 # Models that read tables the Python assets write (scores, experiment statistics) build in a second dbt step
 # after those assets; everything else builds in the first. Selected by lineage, so no model is named here.
 AFTER_PYTHON = "source:cxloop+ source:analysis+"
+# dbt target folders kept per installation: the latest invocations' run results and logs, for debugging.
+KEEP_DBT_INVOCATIONS = 10
+
+
+def invocation_target(settings: Settings, context: dg.AssetExecutionContext):
+    """A fresh target folder for one dbt invocation under this installation's `dbt_runs_dir`, oldest pruned.
+
+    dagster-dbt would otherwise write one folder per invocation into the project's `target/`, shared by every
+    installation using the checkout and never cleaned.
+    """
+    root = settings.dbt_runs_dir
+    root.mkdir(parents=True, exist_ok=True)
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in folders[:max(0, len(folders) - KEEP_DBT_INVOCATIONS + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return root / f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}-{uuid.uuid4().hex[:7]}"
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
@@ -37,7 +56,12 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     absent = [s for s in SOURCES if s not in present]
     if absent:
         context.log.info(f"sources with no data: {absent}; models requiring them are skipped")
-    yield from dbt.cli(dbt_build_args(present, settings.model_vars()), context=context).stream()
+    invocation = dbt.cli(dbt_build_args(present, settings.model_vars()), context=context,
+                         target_path=invocation_target(settings, context))
+    for built, event in enumerate(invocation.stream(), start=1):
+        yield event
+        if built == 3:
+            failpoint("dbt.mid_build")
 
 
 @dbt_assets(
