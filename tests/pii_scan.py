@@ -4,7 +4,10 @@ Everything an installation writes is searched except the two places personal dat
 (the delivery itself) and the restricted folder (PII store, key). DuckDB files and Parquet are read through
 SQL, because DuckDB and Parquet compress strings and a byte search would miss them; every other file (SQLite
 stores of Dagster, MLflow and the alert outbox, logs, JSON, HTML, model files, dbt's target) is searched byte
-for byte, gzip decompressed first.
+for byte, gzip decompressed first. All searches run in DuckDB's RE2, which matches hundreds of alternatives in
+one linear pass (Python's `re` tries them one by one: 15 s instead of 1 s on a trained installation's dbt files).
+Bytes are read as Latin-1, one character per byte, with the values encoded the same way, so any file can be
+searched and a UTF-8 value still matches its exact bytes.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def scan(settings: Settings, values: Iterable[str], roots: Iterable[Path] | None
     needles = sorted({v for v in values if v})
     assert needles, "nothing to search for"
     pattern = "|".join(re.escape(v) for v in needles)
-    raw_pattern = re.compile(pattern.encode())
+    byte_pattern = "|".join(re.escape(v.encode("utf-8").decode("latin-1")) for v in needles)
     hits: list[str] = []
     con = duckdb.connect()
     try:
@@ -73,9 +76,10 @@ def scan(settings: Settings, values: Iterable[str], roots: Iterable[Path] | None
                     data = path.read_bytes()
                     if path.suffix == ".gz":
                         data = gzip.decompress(data)
-                    match = raw_pattern.search(data)
-                    if match:
-                        hits.append(f"{path}: {match.group(0)!r}")
+                    found = con.execute("select regexp_extract(?, ?)", [data.decode("latin-1"),
+                                                                           byte_pattern]).fetchone()[0]
+                    if found:
+                        hits.append(f"{path}: {found.encode('latin-1').decode('utf-8', 'replace')!r}")
     finally:
         con.close()
     return hits
