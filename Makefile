@@ -11,7 +11,7 @@ MLFLOW_PORT ?= 5000
 
 export CXLOOP_HOME := $(CURDIR)
 
-.PHONY: venv browser run test test-faults ui bench-cdnow bench-ml bench-measure clean-data help
+.PHONY: venv browser run test test-faults ui bench-cdnow bench-ml bench-measure bench-erasure clean-data help
 
 help:
 	@echo "make run    set up, simulate a shop if the landing dir is empty, materialize every asset, print a summary"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-cdnow  run the platform on the CDNOW transactions and score it on the 39-week holdout"
 	@echo "make bench-ml  run the platform on simulated shops and judge its models against the simulator's ceiling"
 	@echo "make bench-measure  run the platform on the demo shop and judge anomalies and experiments against its truth"
+	@echo "make bench-erasure  run the platform on the demo shop, erase 1 and then 25 people, time the suppression filter"
 
 venv: $(STAMP)
 
@@ -62,6 +63,9 @@ bench-ml: $(STAMP)
 
 bench-measure: $(STAMP)
 	$(BIN)/python benchmarks/measure_simulated.py
+
+bench-erasure: $(STAMP)
+	$(BIN)/python benchmarks/erasure.py
 
 clean-data:
 	rm -rf data

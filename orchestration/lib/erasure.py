@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import stat
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -140,6 +141,7 @@ class ErasureRun:
     files: list[str] = field(default_factory=list)
     rows_quarantined: int = 0
     reclaimed: dict[str, tuple[int, int]] = field(default_factory=dict)  # file -> bytes before, after
+    reclaim_seconds: float = 0.0  # the rewrite of both files, the part of a run that grows with the database
     snapshot_id: str | None = None
     snapshots_dropped: list[str] = field(default_factory=list)
     audit_log: Path | None = None
@@ -671,8 +673,10 @@ def process_requests(settings: Settings, marts: list[str], load_id: str | None =
         con.close()
 
     if run.erasures:
+        started = time.perf_counter()
         for path in (settings.warehouse, settings.pii_db):
             run.reclaimed[path.name] = reclaim(path)
+        run.reclaim_seconds = time.perf_counter() - started
         if current_dir(settings).exists():
             snapshot_id = f"erasure-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
             with connect(settings, read_only=True) as ro:

@@ -42,6 +42,7 @@ def erasure_requests(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "rows_removed": sum(e.rows_removed for e in run.erasures),
         "rows_removed_by_layer": removed,
         "bytes_before_after_reclaim": {name: list(sizes) for name, sizes in run.reclaimed.items()},
+        "reclaim_seconds": round(run.reclaim_seconds, 3),
         "serving_snapshot": run.snapshot_id or "",
         "serving_snapshots_dropped": len(run.snapshots_dropped),
         **({"audit_log": dg.MetadataValue.path(str(run.audit_log))} if run.audit_log else {}),
