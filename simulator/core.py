@@ -17,7 +17,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from simulator import catalog as cat
-from simulator import commerce, events, feedback, landing, tables, truth, world
+from simulator import commerce, events, feedback, landing, tables, text, truth, world
 from simulator import faults as planted
 from simulator.formats import DAY_MS, dates, iso, seq_ids
 
@@ -27,7 +27,9 @@ DEFAULT_CUSTOMERS = 2000
 DEFAULT_DAYS = 120
 DEFAULT_SEED = 1
 DEFAULT_START_DATE = "2026-01-01"
-_STREAMS = ("world", "commerce", "events", "feedback", "tables", "faults", "delivery")
+# New streams go at the end: `SeedSequence.spawn` gives the i-th child the same seed whatever the count, so
+# adding one leaves every earlier stream, and everything drawn from it, unchanged.
+_STREAMS = ("world", "commerce", "events", "feedback", "tables", "faults", "delivery", "text")
 
 
 def default_truth_dir(out: Path) -> Path:
@@ -100,13 +102,14 @@ def generate(customers: int = DEFAULT_CUSTOMERS, days: int = DEFAULT_DAYS, seed:
         times = _event_times(shop, ev, rng["delivery"], rng["faults"], faults)
         order_ids = seq_ids("O", orders["number"], 7)
         crm, history = tables.customers(shop, rng["tables"])
+        korean = text.korean_writers(rng["text"], len(shop.customers["tz"]))
         csv_tables = {
             "customers": crm,
             "orders": tables.orders(shop, orders, life["changes"], order_ids),
             "payments": tables.payments(shop, orders, life["payments"], order_ids),
-            "tickets": tables.tickets(shop, tix, order_ids),
-            "reviews": tables.reviews(shop, rev),
-            "surveys": tables.surveys(shop, srv),
+            "tickets": tables.tickets(shop, tix, order_ids, rng["text"], korean),
+            "reviews": tables.reviews(shop, rev, rng["text"], korean),
+            "surveys": tables.surveys(shop, srv, rng["text"], korean),
         }
         ef = _plant_faults(csv_tables, history, ev, times, shop, rng["faults"], faults)
         bar.update(1)

@@ -217,35 +217,41 @@ def payments(world: World, o: dict, pay: dict, order_ids: np.ndarray) -> Table:
     return Table("payments", PAYMENT_COLUMNS, values, _day(world, pay["ms"]), pay["ms"])
 
 
-def tickets(world: World, tix: dict, order_ids: np.ndarray) -> Table:
+def tickets(world: World, tix: dict, order_ids: np.ndarray, rng: np.random.Generator,
+            korean: np.ndarray) -> Table:
+    """Helpdesk rows; `rng` is the text stream and `korean` marks the customers who write in Korean."""
     cust = world.customers
     n = len(tix["ms"])
     emails = contact_email(cust)
     phones = contact_phone(cust)
     categories = text.TICKET_CATEGORIES
+    blank = text.blank_categories(rng, tix["status"])
+    ambiguous = rng.random(n) < text.AMBIGUOUS_TICKET_SHARE
+    card = text.card_tickets(rng, tix["category"] == categories.index("payment"))
+    dice = text.dice(rng, n)
     subjects, bodies = [], []
     for i in range(n):
-        category = categories[tix["category"][i]]
-        fill = {"order_id": order_ids[tix["order"][i]] if tix["order"][i] >= 0 else "my last order",
+        d = dice[i]
+        c = tix["customer"][i]
+        voice = text.KOREAN if korean[c] else text.ENGLISH
+        has_order = tix["order"][i] >= 0
+        order_id = order_ids[tix["order"][i]] if has_order else ""
+        fill = {"order_id": order_id,
+                "order": (("주문번호 " if voice.korean else "order ") + order_id) if has_order else voice.no_order,
                 "product": cat.PRODUCT_NAMES[tix["product"][i]], "days": int(tix["late_days"][i]),
-                "email": emails[tix["customer"][i]], "phone": phones[tix["customer"][i]]}
-        options = text.TICKET_SUBJECTS[category]
-        if tix["order"][i] < 0:
-            options = tuple(s for s in options if "{order_id}" not in s) or options
-        subjects.append(options[tix["subject_pick"][i] % len(options)].format(**fill))
-        pool = (text.TICKET_BODIES_BAD if tix["bad"][i] else text.TICKET_BODIES_NEUTRAL)[category]
-        body = pool[tix["body_pick"][i] % len(pool)].format(**fill)
-        greeting = text.TICKET_GREETINGS[tix["greeting_pick"][i] % len(text.TICKET_GREETINGS)]
-        body = greeting + ("\n" if tix["newline"][i] else " ") + body
-        if tix["contact"][i] >= 0:
-            body += " " + text.TICKET_CONTACT[tix["contact"][i]].format(**fill)
+                "email": emails[c], "phone": phones[c]}
+        subject, body = text.ticket(voice, categories[tix["category"][i]], bool(tix["bad"][i]), bool(ambiguous[i]),
+                                    fill, bool(tix["newline"][i]), int(tix["contact"][i]),
+                                    text.card_number(d) if card[i] else "", int(tix["subject_pick"][i]),
+                                    int(tix["body_pick"][i]), int(tix["greeting_pick"][i]), d)
+        subjects.append(subject)
         bodies.append(body)
     values = {
         "ticket_id": seq_ids("T", tix["number"], 6),
         "customer_id": customer_ids(len(cust["tz"]))[tix["customer"]],
         "created_at": iso(tix["ms"], HELPDESK_OFFSET),
         "channel": np.array(TICKET_CHANNELS, dtype=_OBJ)[tix["channel"]],
-        "category": np.array(categories, dtype=_OBJ)[tix["category"]],
+        "category": np.where(blank, "", np.array(categories, dtype=_OBJ)[tix["category"]]).astype(_OBJ),
         "subject": _text(subjects),
         "body": _text(bodies),
         "status": tix["status"],
@@ -258,15 +264,21 @@ def tickets(world: World, tix: dict, order_ids: np.ndarray) -> Table:
     return Table("tickets", TICKET_COLUMNS, values, _day(world, last_ms), last_ms)
 
 
-def reviews(world: World, rev: dict) -> Table:
+def reviews(world: World, rev: dict, rng: np.random.Generator, korean: np.ndarray) -> Table:
+    """Review rows; `rng` is the text stream and `korean` marks the customers who write in Korean."""
     k = len(rev["ms"])
+    dice = text.dice(rng, k)
     titles, bodies = [], []
     for i in range(k):
-        rating = int(rev["rating"][i])
-        options = text.REVIEW_TITLES[rating]
-        titles.append(options[rev["title_pick"][i] % len(options)])
-        options = text.REVIEW_BODIES[rating]
-        bodies.append(options[rev["body_pick"][i] % len(options)].format(product=cat.PRODUCT_NAMES[rev["product"][i]]))
+        d = dice[i]
+        product = rev["product"][i]
+        voice = text.KOREAN if korean[rev["customer"][i]] else text.ENGLISH
+        tone = text.review_tone(int(rev["rating"][i]), d)
+        title, body = text.review(voice, tone, cat.PRODUCT_NAMES[product],
+                                  cat.PRODUCT_CATEGORIES[product] in text.WEARABLE, int(rev["title_pick"][i]),
+                                  int(rev["body_pick"][i]), d)
+        titles.append(title)
+        bodies.append(body)
     values = {
         "review_id": seq_ids("R", rev["number"], 6),
         "product_id": np.array(cat.PRODUCT_IDS, dtype=_OBJ)[rev["product"]],
@@ -279,26 +291,25 @@ def reviews(world: World, rev: dict) -> Table:
     return Table("reviews", REVIEW_COLUMNS, values, _day(world, rev["ms"]), rev["ms"])
 
 
-def surveys(world: World, srv: dict) -> Table:
+def surveys(world: World, srv: dict, rng: np.random.Generator, korean: np.ndarray) -> Table:
+    """Survey rows; `rng` is the text stream and `korean` marks the customers who write in Korean."""
     cust = world.customers
     k = len(srv["ms"])
     phones = contact_phone(cust)
+    dice = text.dice(rng, k)
     comments = []
     causes = {0: "payment_failure", 1: "late_delivery", 2: "refund"}
     for i in range(k):
         if not srv["has_comment"][i]:
             comments.append("")
             continue
-        score = srv["score"][i]
-        bucket = "detractor" if score <= 6 else "passive" if score <= 8 else "promoter"
-        if bucket == "detractor" and srv["cause"][i] >= 0 and srv["use_cause"][i]:
-            comment = text.SURVEY_CAUSE_COMMENTS[causes[int(srv["cause"][i])]]
-        else:
-            options = text.SURVEY_COMMENTS[bucket]
-            comment = options[srv["comment_pick"][i] % len(options)]
-        if srv["contact"][i]:
-            comment += f" Call me on {phones[srv['customer'][i]]}."
-        comments.append(comment)
+        c = srv["customer"][i]
+        score = int(srv["score"][i])
+        cause = None
+        if text.survey_bucket(score) == "detractor" and srv["cause"][i] >= 0 and srv["use_cause"][i]:
+            cause = causes[int(srv["cause"][i])]
+        comments.append(text.survey(text.KOREAN if korean[c] else text.ENGLISH, score, cause,
+                                    int(srv["comment_pick"][i]), phones[c] if srv["contact"][i] else None, dice[i]))
     tz = cust["tz"][srv["customer"]]
     values = {
         "response_id": seq_ids("S", srv["number"], 6),

@@ -576,6 +576,81 @@ def test_text_fields_carry_quoted_newlines_and_fictional_contacts(medium):
     assert multiline > 0 and contacts > 0
 
 
+def valid_rows(landing: Path, source: str) -> list[dict[str, str]]:
+    """Records of a CSV source that break no contract rule (planted bad rows left out)."""
+    out = []
+    for path in landing_files(landing / source):
+        for _, header, fields in read_csv_records(path):
+            if len(fields) == len(header):
+                row = dict(zip(header, fields))
+                if not violations(source, row):
+                    out.append(row)
+    return out
+
+
+HANGUL = re.compile("[\uac00-\ud7a3]")
+POSITIVE_WORDS = re.compile(r"\b(love|great|perfect|excellent|recommend|happy|beautiful|quickly|fast)\b", re.I)
+NEGATIVE_WORDS = re.compile(r"\b(disappointed|poor|broke|cheap|late|terrible|rubbish|awful|waste|nightmare)\b",
+                            re.I)
+TICKET_CATEGORIES = {"delivery", "refund", "payment", "product", "account"}
+TEST_CARDS = {"4111111111111111", "4242424242424242", "5555555555554444", "5105105105105100", "378282246310005",
+              "6011111111111117"}
+CARD_LIKE = re.compile(r"\b\d{4}[ -]?\d{4,6}[ -]?\d{4,5}(?:[ -]?\d{4})?\b")
+
+
+def test_review_text_follows_the_rating_only_loosely(medium):
+    """Tone correlates with the stars, but the same words appear under different ratings."""
+    reviews = valid_rows(medium[0], "reviews")
+    assert len(reviews) > 50
+    ratings_by_body = defaultdict(set)
+    ratings_by_sentence = defaultdict(set)
+    for row in reviews:
+        rating = int(row["rating"])
+        ratings_by_body[row["body"].strip().lower()].add(rating)
+        for sentence in re.split(r"[.!?]\s*", row["body"].lower()):
+            if sentence.strip():
+                ratings_by_sentence[sentence.strip()].add(rating)
+    assert any(len(r) > 1 for r in ratings_by_body.values())
+    assert any(max(r) - min(r) >= 2 for r in ratings_by_sentence.values())
+    positive = [int(r["rating"]) for r in reviews if POSITIVE_WORDS.search(r["title"] + " " + r["body"])]
+    negative = [int(r["rating"]) for r in reviews if NEGATIVE_WORDS.search(r["title"] + " " + r["body"])]
+    assert len(positive) >= 10 and len(negative) >= 5
+    assert sum(positive) / len(positive) > sum(negative) / len(negative) + 0.5
+
+
+def test_ticket_categories_are_often_blank_while_open(medium):
+    tickets = valid_rows(medium[0], "tickets")
+    assert {t["category"] for t in tickets} <= TICKET_CATEGORIES | {""}
+    blank = [t["category"] == "" for t in tickets]
+    assert 0.15 < sum(blank) / len(blank) < 0.6
+    waiting = [b for b, t in zip(blank, tickets) if t["status"] in {"open", "pending"}]
+    settled = [b for b, t in zip(blank, tickets) if t["status"] not in {"open", "pending"}]
+    assert waiting and settled
+    assert sum(waiting) / len(waiting) > sum(settled) / len(settled)
+
+
+def test_some_customers_write_in_korean_and_keep_to_one_language(medium):
+    landing = medium[0]
+    texts = [(t["customer_id"], t["subject"] + " " + t["body"]) for t in valid_rows(landing, "tickets")]
+    texts += [(r["customer_id"], r["title"] + " " + r["body"]) for r in valid_rows(landing, "reviews")]
+    texts += [(s["customer_id"], s["comment"]) for s in valid_rows(landing, "surveys") if s["comment"]]
+    korean = [bool(HANGUL.search(text)) for _, text in texts]
+    assert 0.005 < sum(korean) / len(texts) < 0.15
+    languages = defaultdict(set)
+    for (customer, _), is_korean in zip(texts, korean):
+        languages[customer].add(is_korean)
+    assert all(len(found) == 1 for found in languages.values())
+    assert sum(found == {True} for found in languages.values()) >= 3
+
+
+def test_some_payment_tickets_quote_a_test_card_number(medium):
+    tickets = valid_rows(medium[0], "tickets")
+    quoted = [m.group(0) for t in tickets for m in CARD_LIKE.finditer(t["body"])]
+    assert quoted
+    assert {re.sub(r"[ -]", "", q) for q in quoted} <= TEST_CARDS
+    assert len(quoted) < 0.05 * len(tickets)
+
+
 def test_cli_writes_defaults_beside_out_and_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "data" / "landing"
     args = ["--customers", "30", "--days", "5", "--seed", "3", "--out", str(out), "--quiet",
