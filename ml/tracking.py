@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,21 @@ def configure_client() -> None:
     for name, value in CLIENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
     os.environ.update(SECURE_ENV)
+
+
+@contextmanager
+def store_errors(tracking_uri: str, doing: Callable[[], str], outcome: Callable[[], str] = lambda: "") -> Iterator[None]:
+    """Turn an error that means the store did not answer into `TrackingStoreUnavailable` (what was being done,
+    read when it happens, and what that left); every other error passes unchanged."""
+    try:
+        yield
+    except TrackingStoreUnavailable:
+        raise
+    except Exception as exc:
+        cause = unavailability(exc)
+        if cause is None:
+            raise
+        raise TrackingStoreUnavailable(tracking_uri, doing(), cause, outcome()) from exc
 
 
 def redacted(uri: str) -> str:

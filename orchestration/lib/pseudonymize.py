@@ -3,7 +3,8 @@
 The same function exists twice: in Python (`pseudonym`) for single values, tests and erasure requests, and
 as a DuckDB macro (`cx_hmac`) so millions of values are hashed inside the engine without a round trip through
 Python. The key is bound as a session variable, never written into SQL text, dbt vars or logs.
-`tests/unit/test_pseudonymize.py` proves the two agree.
+`tests/unit/test_pseudonymize.py` proves the two agree, and that the free-text mask `cx_mask_text` does what
+`ml.text.mask_pii` does with the same patterns.
 """
 
 from __future__ import annotations
@@ -14,14 +15,10 @@ import re
 
 import duckdb
 
+from ml.text import CARD_RE, EMAIL_RE, PHONE_RE, mask_pii
+
 HEX_CHARS = 32  # 128 bits: collision-free at any realistic customer count, short enough to read.
 _BLOCK = 64
-
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# Phone-like runs, allowing spaces, dots, dashes and brackets between digits: an international number (a
-# leading +) of 7 or more digits, or any run of 9 or more. Short national numbers written with a country code
-# ("+1-555-0111") are numbers too; a bare 7-8 digit run (an order number) is not.
-PHONE_RE = re.compile(r"\+\(?\d(?:[\s.\-()]*\d){6,}|\(?\d(?:[\s.\-()]*\d){8,}")
 
 
 def normalize(kind: str, value: str | None) -> str | None:
@@ -89,14 +86,14 @@ def install_sql_hmac(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
     con.execute(
         f"""
         create or replace temp macro cx_mask_text(t) as
-            regexp_replace(regexp_replace(t, '{EMAIL_RE.pattern}', '[email]', 'g'),
+            regexp_replace(regexp_replace(regexp_replace(t, '{CARD_RE.pattern}', '[card]', 'g'),
+                                          '{EMAIL_RE.pattern}', '[email]', 'g'),
                            '{PHONE_RE.pattern}', '[phone]', 'g')
         """
     )
 
 
 def mask_text(text: str | None) -> str | None:
-    """Mask emails and phone numbers in free text (same patterns as the SQL `cx_mask_text`)."""
-    if text is None:
-        return None
-    return PHONE_RE.sub("[phone]", EMAIL_RE.sub("[email]", text))
+    """Mask card numbers, emails and phone numbers in free text: `ml.text.mask_pii`, the same patterns as the
+    SQL `cx_mask_text`."""
+    return mask_pii(text)

@@ -70,3 +70,38 @@ def test_phone_numbers_with_a_country_code_are_masked_and_order_numbers_are_not(
     con = duckdb.connect()
     install_sql_hmac(con, KEY)
     assert con.execute("select cx_mask_text(?)", [text]).fetchone()[0] == masked
+
+
+@pytest.mark.parametrize("text", [
+    "card 4111 1111 1111 1111 was charged",
+    "card 4111-1111-1111-1111, amex 3782 822463 10005, plain 5500000000000004.",
+    "x4111111111111111y and 4111111111111111",
+    "주문4111111111111111번 결제",
+    "all three: a@b.io, +44 7700 900123, 4111 1111 1111 1111",
+    "please refund order O-000123, delivered 2024-01-15 (compact 20240115103000)",
+    None,
+])
+def test_card_numbers_are_masked_first_alike_in_python_and_sql(text):
+    con = duckdb.connect()
+    install_sql_hmac(con, KEY)
+    assert con.execute("select cx_mask_text(?)", [text]).fetchone()[0] == mask_text(text)
+
+
+def test_mask_text_is_the_shared_text_mask_and_keeps_the_old_names():
+    from ml import text as shared
+    from orchestration.lib import pseudonymize
+
+    assert pseudonymize.EMAIL_RE is shared.EMAIL_RE and pseudonymize.PHONE_RE is shared.PHONE_RE
+    assert mask_text("card 4111 1111 1111 1111") == shared.mask_pii("card 4111 1111 1111 1111") == "card [card]"
+
+
+def test_text_masks_agree_on_random_digit_runs():
+    import random
+
+    rng = random.Random(7)
+    alphabet = "0123456789" * 3 + "   --..()+@abxZ_주é"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(5, 60))) for _ in range(500)]
+    con = duckdb.connect()
+    install_sql_hmac(con, KEY)
+    sql = con.execute("select list_transform(?::varchar[], lambda t: cx_mask_text(t))", [texts]).fetchone()[0]
+    assert sql == [mask_text(t) for t in texts]
