@@ -11,7 +11,7 @@ MLFLOW_PORT ?= 5000
 
 export CXLOOP_HOME := $(CURDIR)
 
-.PHONY: venv browser run test test-faults ui bench-cdnow bench-ml bench-measure bench-erasure clean-data help
+.PHONY: venv browser run test test-faults ui bench-cdnow bench-ml bench-measure bench-erasure bench-voc clean-data help
 
 help:
 	@echo "make run    set up, simulate a shop if the landing dir is empty, materialize every asset, print a summary"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-ml  run the platform on simulated shops and judge its models against the simulator's ceiling"
 	@echo "make bench-measure  run the platform on the demo shop and judge anomalies and experiments against its truth"
 	@echo "make bench-erasure  run the platform on the demo shop, erase 1 and then 25 people, time the suppression filter"
+	@echo "make bench-voc      text models on the demo shop's texts: held-out accuracy next to VADER, texts per second"
 
 venv: $(STAMP)
 
@@ -66,6 +67,9 @@ bench-measure: $(STAMP)
 
 bench-erasure: $(STAMP)
 	$(BIN)/python benchmarks/erasure.py
+
+bench-voc: $(STAMP)
+	$(BIN)/python benchmarks/voc.py
 
 clean-data:
 	rm -rf data

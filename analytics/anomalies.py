@@ -110,6 +110,7 @@ PAYMENT_SUCCESS_SENSITIVITY = 2.8
 # Below 5 a day even a day with none is within a count's noise at 3.5, so only a spike of a handful of
 # events could be found, which is not worth an alert.
 MIN_COUNT = 5
+MIN_TOPIC_TEXTS = 2
 WINDOW_DAYS = 56
 MIN_HISTORY_DAYS = 28
 
@@ -162,7 +163,7 @@ _NULLABLE_TEXT = ("drilldown_dimension", "drilldown_segment", "drilldown")
 BASE_MEASURES = ("sessions", "converted_sessions", "orders", "completed_orders", "revenue_usd", "booked_usd",
                  "first_orders", "payment_attempts", "payment_successes", "new_customers", "tickets", "csat_sum",
                  "csat_count", "nps_responses", "nps_net", "viewed_users", "added_users", "checkout_users",
-                 "payment_users", "ordered_users")
+                 "payment_users", "ordered_users", "texts", "negative_texts")
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,10 @@ def _ratio(metric: str, numerator: str, denominator: str, *, min_volume: float, 
 #   Such a shop's sessions, booked revenue and funnel steps are scored, its orders, AOV and payment success on
 #   its busier days; its conversion, first orders, CSAT and NPS are not, since no day there could be told from
 #   chance.
+# - Texts (tickets, reviews, NPS comments; voc_texts): their volume by topic, for spikes only (a complaint
+#   that suddenly grows); a topic holds a few texts a day in a small shop, so its series is scored from 2 a
+#   day (MIN_TOPIC_TEXTS), where the Poisson floor of the scale still needs about 11 to flag; and the share of
+#   negative texts, for rises.
 # - Breakdowns follow `kpi_segments_daily`: channel for sessions, orders, booked revenue, payments and the
 #   funnel; device type for sessions and conversion; payment method for payments.
 DEFAULT_MONITORS: tuple[Monitor, ...] = (
@@ -275,6 +280,8 @@ DEFAULT_MONITORS: tuple[Monitor, ...] = (
     _ratio("add_to_checkout_rate", "checkout_users", "added_users", min_volume=10, dimensions=("channel",)),
     _ratio("checkout_to_payment_rate", "payment_users", "checkout_users", min_volume=10, dimensions=("channel",)),
     _ratio("payment_to_order_rate", "ordered_users", "payment_users", min_volume=10, dimensions=("channel",)),
+    Monitor("texts", COUNT, "texts", direction=SPIKE, min_volume=MIN_TOPIC_TEXTS, dimensions=("topic",)),
+    _ratio("negative_text_share", "negative_texts", "texts", min_volume=5, direction=SPIKE),
 )
 
 # What the configuration may change, per metric and under `defaults`.

@@ -84,6 +84,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("cohorts", "Cohort retention"),
     ("rfm", "RFM segments"),
     ("experiments", "Experiments"),
+    ("voc", "Voice of the customer"),
     ("models", "Models"),
     ("audiences", "Audiences"),
 )
@@ -176,6 +177,7 @@ def render_report(snapshot_dir: Path, out_path: Path, models: list[dict] | None 
             "cohorts": cohorts_section(snapshot, charts),
             "rfm": rfm_section(snapshot, charts),
             "experiments": experiments_section(snapshot, charts),
+            "voc": voc_section(snapshot, charts),
             "models": models_section(snapshot, models or []),
             "audiences": audiences_section(snapshot),
         }
@@ -203,7 +205,7 @@ class Snapshot:
     @classmethod
     def load(cls, folder: Path) -> Snapshot:
         names = ["kpi_daily", "kpi_segments_daily", "kpi_anomalies", "kpi_expected", "funnel_daily", "cohort_retention", "customers",
-                 "experiment_results", "customer_scores"] + [name for name, _ in AUDIENCES]
+                 "experiment_results", "customer_scores", "voc_texts"] + [name for name, _ in AUDIENCES]
         frames = {}
         for name in names:
             frame = read_parquet(folder / f"{name}.parquet")
@@ -729,6 +731,87 @@ def rfm_section(snapshot: Snapshot, charts: Charts) -> str:
              esc(fmt(r["revenue"], "usd")), esc(fmt(r["revenue"] / total_revenue if total_revenue else None, "rate"))]
             for name, r in by_segment.iloc[::-1].iterrows()]
     return chart + table(["Segment", "Customers", "Share", "Net revenue", "Share"], rows, "rfm")
+
+
+VOC_WINDOW_DAYS = 28
+VOC_EXAMPLE_CHARS = 240
+VOC_TOP_TOPICS = 8
+
+
+def voc_section(snapshot: Snapshot, charts: Charts) -> str:
+    """Sentiment by week and source, topics with their movement over the last four weeks against the four
+    before, topic spikes, and the most negative recent text of the busiest topics (masked at ingest and again
+    by the text layer)."""
+    texts = snapshot.get("voc_texts")
+    if texts is None or texts.empty:
+        return no_data("tickets, reviews or survey comments (voc_texts.parquet)")
+    texts = texts.assign(date=pd.to_datetime(texts["created_date"]))
+    latest = texts["date"].max()
+    start = latest - pd.Timedelta(days=TREND_DAYS - 1)
+    recent = texts[texts["date"] >= start]
+    weekly = (recent.assign(week=recent["date"].dt.to_period("W-SUN").dt.start_time,
+                            negative=(recent["sentiment_label"] == "negative").astype(float))
+              .groupby(["week", "source"]).agg(texts=("negative", "size"), negative=("negative", "mean"))
+              .reset_index())
+    fig = new_figure(9.5, 2.6)
+    ax = fig.subplots()
+    for i, (source, rows) in enumerate(weekly.groupby("source")):
+        ax.plot(rows["week"], rows["negative"], marker="o", markersize=2.5, color=SERIES[i % len(SERIES)],
+                label=f"{source}s")
+    ax.set_ylim(0, 1)
+    value_axis(ax, "rate")
+    date_axis(ax)
+    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    parts = [charts.figure(fig, "voc-sentiment", f"Share of negative texts per week and source, last "
+                                                 f"{TREND_DAYS} days ({fmt(len(recent), 'count')} texts)")]
+
+    window = pd.Timedelta(days=VOC_WINDOW_DAYS)
+    now = texts[texts["date"] > latest - window]
+    before = texts[(texts["date"] <= latest - window) & (texts["date"] > latest - 2 * window)]
+    topics = (now.groupby("topic_label").agg(texts=("text_id", "size"),
+                                             negative=("sentiment_label", lambda s: float((s == "negative").mean())))
+              .join(before.groupby("topic_label").size().rename("before"), how="outer").fillna(0.0)
+              .sort_values(["texts", "before"], ascending=False).head(VOC_TOP_TOPICS))
+    rows = []
+    for label, r in topics.iterrows():
+        if r["before"] == 0 and r["texts"] > 0:
+            movement = "new"
+        else:
+            change = (r["texts"] - r["before"]) / r["before"] if r["before"] else None
+            movement = fmt(change, "rate") if change is not None else "gone"
+            movement = ("+" if change and change > 0 else "") + movement
+        rows.append([esc(label), esc(fmt(r["texts"], "count")), esc(fmt(r["before"], "count")), esc(movement),
+                     esc(fmt(r["negative"] if r["texts"] else None, "rate"))])
+    parts.append(f"<h3>Topics, last {VOC_WINDOW_DAYS} days against the {VOC_WINDOW_DAYS} before</h3>")
+    parts.append(table(["Topic (top terms)", "Texts", "Before", "Change", "Negative"], rows, "voc-topics"))
+
+    anomalies = snapshot.get("kpi_anomalies")
+    if anomalies is not None:
+        spikes = anomalies[(anomalies["dimension"] == "topic")
+                           & (pd.to_datetime(anomalies["date"]) > latest - window)]
+        parts.append("<h3>Topic spikes</h3>")
+        parts.append(anomaly_table(spikes) if len(spikes) else
+                     f"<p>No topic left its expected range in the last {VOC_WINDOW_DAYS} days.</p>")
+
+    review = texts[(texts["source"] == "ticket") & texts["needs_review"].fillna(False).astype(bool)]
+    parts.append(f"<p>{esc(plural(len(review), 'ticket', 'tickets'))} with no agent category "
+                 "that the intent model could not label confidently are marked for review.</p>")
+
+    examples = []
+    for label in topics.index[:3]:
+        pool = now[(now["topic_label"] == label) & (now["sentiment_label"] == "negative")]
+        if pool.empty:
+            continue
+        worst = pool.sort_values(["sentiment_score", "created_at"], ascending=[True, False]).iloc[0]
+        text = " ".join(str(worst["text"]).split())
+        text = text if len(text) <= VOC_EXAMPLE_CHARS else text[:VOC_EXAMPLE_CHARS - 1] + "…"
+        examples.append(f"<li><strong>{esc(label)}</strong> ({esc(worst['source'])}, "
+                        f"{esc(fmt_date(worst['created_at']))}, {esc(worst['language'])}): "
+                        f"<q>{esc(text)}</q></li>")
+    if examples:
+        parts.append("<h3>Most negative recent text of the busiest topics</h3><ul class=\"voc-examples\">"
+                     + "".join(examples) + "</ul>")
+    return "".join(parts)
 
 
 def compact_formatter():

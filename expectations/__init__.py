@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from expectations import marts, measure, models, raw
+from expectations import marts, measure, models, raw, voc
 from expectations.runner import Outcome, RuleError, RuleFailure, validate
 from expectations.suite import Rule, Suite
 
-SUITES: dict[str, Callable[[], Suite]] = {**raw.SUITES, **marts.SUITES, **models.SUITES, **measure.SUITES}
+SUITES: dict[str, Callable[[], Suite]] = {**raw.SUITES, **marts.SUITES, **models.SUITES, **measure.SUITES, **voc.SUITES}
 
 
 def suite_for(layer: str, name: str) -> Suite:

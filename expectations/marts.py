@@ -9,6 +9,7 @@ never above their whole, ends never before their starts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from analytics.experiments import DECISIONS, RESULT_COLUMNS
@@ -26,11 +27,13 @@ from expectations.suite import (
     primary_key,
     rate,
 )
+from expectations.voc import scored_text_rules
 
 SEGMENT_MEASURES = ("sessions", "converted_sessions", "orders", "completed_orders", "revenue_usd", "booked_usd",
                     "first_orders", "payment_attempts",
                     "payment_successes", "new_customers", "tickets", "csat_sum", "csat_count", "nps_responses",
-                    "nps_net", "viewed_users", "added_users", "checkout_users", "payment_users", "ordered_users")
+                    "nps_net", "viewed_users", "added_users", "checkout_users", "payment_users", "ordered_users",
+                    "texts", "negative_texts")
 EXPERIMENT_RESULT_COLUMNS = RESULT_COLUMNS
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -69,6 +72,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "audience_churn_risk_high_value": ("customer_key", "as_of_date", "churn_probability", "predicted_ltv_usd",
                                        "net_revenue_usd", "reason", "churn_model_version", "ltv_model_version"),
     "audience_bad_experience": ("customer_key", "touchpoint", "experience_at", "reason", "as_of_at"),
+    "voc_texts": ("source", "text_id", "customer_key", "created_at", "created_date", "resolved_at", "language",
+                  "text", "sentiment_score", "sentiment_label", "intent", "intent_source", "intent_confidence",
+                  "needs_review", "topic_id", "topic_label"),
+    "voc_topics_daily": ("date", "topic_id", "topic_label", "texts", "negative_texts", "tickets", "sentiment_avg"),
 }
 
 GRAIN: dict[str, tuple[str, ...]] = {
@@ -86,6 +93,8 @@ GRAIN: dict[str, tuple[str, ...]] = {
     "audience_abandoned_carts": ("customer_key",),
     "audience_churn_risk_high_value": ("customer_key",),
     "audience_bad_experience": ("customer_key",),
+    "voc_texts": ("source", "text_id"),
+    "voc_topics_daily": ("date", "topic_id"),
 }
 
 QUARANTINE_STAGES = ("ingest", "build")
@@ -194,13 +203,14 @@ def quarantine() -> Suite:
 def kpi_segments_daily() -> Suite:
     t = "kpi_segments_daily"
     return _mart(t, (
-        accepted_values(t, "dimension", ("all", "channel", "device_type", "payment_method")),
+        accepted_values(t, "dimension", ("all", "channel", "device_type", "payment_method", "topic")),
         # Promoters minus detractors is the one measure that may be negative.
         *non_negative(t, *(m for m in SEGMENT_MEASURES if m != "nps_net")),
         at_least(t, "sessions", "converted_sessions", "at_least_converted_sessions"),
         at_least(t, "payment_attempts", "payment_successes", "at_least_payment_successes"),
         at_least(t, "nps_responses", "nps_net", "at_least_nps_net"),
         at_least(t, "viewed_users", "added_users", "at_least_added_users"),
+        at_least(t, "texts", "negative_texts", "at_least_negative_texts"),
     ))
 
 
@@ -259,6 +269,24 @@ def audience_bad_experience() -> Suite:
     ))
 
 
+def voc_texts() -> Suite:
+    t = "voc_texts"
+    suite = _mart(t, (*scored_text_rules(t), not_null(t, "topic_label")))
+    return replace(suite, sensitive=frozenset({"text"}))
+
+
+def voc_topics_daily() -> Suite:
+    t = "voc_topics_daily"
+    return _mart(t, (
+        *non_negative(t, "texts", "negative_texts", "tickets"),
+        between(t, "texts", 1),
+        at_least(t, "texts", "negative_texts", "at_least_negative_texts"),
+        at_least(t, "texts", "tickets", "at_least_tickets"),
+        between(t, "sentiment_avg", -1, 1),
+        not_null(t, "topic_label"),
+    ))
+
+
 SUITES: dict[str, Callable[[], Suite]] = {
     "marts.customers": customers,
     "marts.orders": orders,
@@ -274,4 +302,6 @@ SUITES: dict[str, Callable[[], Suite]] = {
     "marts.audience_abandoned_carts": audience_abandoned_carts,
     "marts.audience_churn_risk_high_value": audience_churn_risk_high_value,
     "marts.audience_bad_experience": audience_bad_experience,
+    "marts.voc_texts": voc_texts,
+    "marts.voc_topics_daily": voc_topics_daily,
 }

@@ -21,15 +21,17 @@ from ml.dataset import Dataset, build
 from ml.metrics import churn_metrics, ltv_metrics
 from ml.tracking import (
     Store,
-    TrackingStoreUnavailable,
     end_stale_runs,
     load_booster,
     mark_abandoned_versions,
-    unavailability,
+    store_errors,
     version_by_alias,
 )
 
 MODEL_ARTIFACT = "model"
+# Feature groups (by column prefix) whose worth every run measures: the candidate refitted without them,
+# scored on the same evaluation cutoff, and their share of the candidate's total gain importance.
+ABLATION_GROUPS = {"voc": "voc_"}
 BASELINE_RUN_NAMES = {"bgnbd": "baseline: BG/NBD + Gamma-Gamma", "rfm": "baseline: RFM score"}
 
 
@@ -64,6 +66,7 @@ class TrainingResult:
     decision: Decision
     dataset: dict[str, Any]
     fit: dict[str, Any] = field(default_factory=dict)
+    ablation: dict[str, float] = field(default_factory=dict)
 
     @property
     def primary(self) -> float:
@@ -174,15 +177,8 @@ def train(kind: str, features: pd.DataFrame, labels: pd.DataFrame, store: Store,
     config = config or TrainingConfig()
     ds = build(features, labels, expected_horizon_days=config.horizon_days)
     progress = _Progress(MODEL_NAMES[kind])
-    try:
+    with store_errors(store.tracking_uri, lambda: progress.doing, progress.outcome):
         return _train(kind, ds, store, config, tags or {}, before_register, progress)
-    except TrackingStoreUnavailable:
-        raise
-    except Exception as exc:
-        cause = unavailability(exc)
-        if cause is None:
-            raise
-        raise TrackingStoreUnavailable(store.tracking_uri, progress.doing, cause, progress.outcome()) from exc
 
 
 def _train(kind: str, ds: Dataset, store: Store, config: TrainingConfig, tags: dict[str, str],
@@ -216,6 +212,7 @@ def _train(kind: str, ds: Dataset, store: Store, config: TrainingConfig, tags: d
         champion_metrics = evaluate(kind, ds, champion_pred)
     decision = decide(kind, metrics, base_metrics, champion_metrics,
                       None if champion is None else str(champion.version), config.promotion_margin)
+    ablation = ablation_metrics(kind, ds, config, booster, metrics)
 
     progress.doing = "logging the candidate run"
     description = ds.describe()
@@ -233,6 +230,7 @@ def _train(kind: str, ds: Dataset, store: Store, config: TrainingConfig, tags: d
         mlflow.log_input(mlflow.data.from_pandas(ds.train.X, name=f"customer_features train <{ds.eval_cutoff}",
                                                  digest=description["data_digest"][:32]), context="training")
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({k: v for k, v in ablation.items() if np.isfinite(v)})
         for name, m in base_metrics.items():
             mlflow.log_metrics(_prefixed(name, m))
         if champion_metrics is not None:
@@ -276,6 +274,11 @@ def _train(kind: str, ds: Dataset, store: Store, config: TrainingConfig, tags: d
             f"horizon {ds.horizon_days} days); trained on cutoffs "
             f"{', '.join(ds.train_cutoffs)} ({len(ds.train)} rows)",
             f"- data digest {description['data_digest'][:16]}",
+            *(f"- without the {group} features: {PRIMARY_METRIC[kind]} "
+              f"{ablation[f'without_{group}.{PRIMARY_METRIC[kind]}']:.4f} "
+              f"(gain {ablation[f'{group}_{PRIMARY_METRIC[kind]}_gain']:+.4f}, "
+              f"{ablation[f'{group}_importance_share']:.1%} of gain importance)"
+              for group in ABLATION_GROUPS if f"{group}_importance_share" in ablation),
         ]),
     }.items()])
     client.log_dict(run_id, decision.to_dict(), "promotion_decision.json")
@@ -283,7 +286,31 @@ def _train(kind: str, ds: Dataset, store: Store, config: TrainingConfig, tags: d
     return TrainingResult(kind=kind, model_name=model_name, run_id=run_id, experiment_id=experiment_id,
                           model_version=version, metrics=metrics, baseline_metrics=base_metrics,
                           champion_metrics=champion_metrics, decision=decision, dataset=description,
-                          fit=asdict(fit_info))
+                          fit=asdict(fit_info), ablation=ablation)
+
+
+def ablation_metrics(kind: str, ds: Dataset, config: TrainingConfig, booster,
+                     metrics: dict[str, float]) -> dict[str, float]:
+    """For each feature group present: the metrics of the same model fitted without it
+    (`without_<group>_<metric>`), the primary metric's gain from having it (`<group>_<metric>_gain`) and its
+    share of the candidate's gain importance (`<group>_importance_share`)."""
+    from dataclasses import replace
+
+    primary = PRIMARY_METRIC[kind]
+    importance = dict(zip(booster.feature_name(), map(float, booster.feature_importance("gain"))))
+    total = sum(importance.values()) or 1.0
+    out: dict[str, float] = {}
+    for group, prefix in ABLATION_GROUPS.items():
+        dropped = [c for c in ds.feature_names if c.startswith(prefix)]
+        if not dropped:
+            continue
+        keep = [c for c in ds.feature_names if c not in dropped]
+        reduced, _ = models.fit(kind, replace(ds.train, X=ds.train.X[keep]), config)
+        without = evaluate(kind, ds, models.predict(reduced, ds.evaluate.X[keep]))
+        out.update(_prefixed(f"without_{group}", without))
+        out[f"{group}_{primary}_gain"] = metrics[primary] - without[primary]
+        out[f"{group}_importance_share"] = sum(importance.get(c, 0.0) for c in dropped) / total
+    return out
 
 
 class PromotionError(RuntimeError):

@@ -65,6 +65,8 @@ SEND_LEASE = timedelta(minutes=5)
 MAX_BLOCK_ANOMALIES = 40
 MAX_SUBJECT_ITEMS = 4
 MAX_BREAKDOWN = 5
+# Breakdowns alerted on their own even when their KPI is in its band.
+OWN_LINE_DIMENSIONS = ("topic",)
 
 
 @dataclass(frozen=True)
@@ -236,9 +238,10 @@ def read_snapshot(settings: Settings) -> Snapshot | None:
             selected.append(r)
         elif (r.metric, r.date) in flagged:
             context.setdefault((r.metric, r.date), []).append(r)
-        elif settings.alert_breakdowns:
+        elif settings.alert_breakdowns or r.dimension in OWN_LINE_DIMENSIONS:
             # A segment that breaks while its KPI looks normal: its own line, when asked for. Off by default:
             # sparse segments (a small channel's revenue) are noisier than the KPIs the defaults are tuned on.
+            # A topic is always its own line: a complaint that grows is news even when total volume is not.
             selected.append(r)
     out: list[Anomaly] = []
     for r in selected:

@@ -34,6 +34,18 @@ def present_sources(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [s for s in SOURCES if s in tables and con.execute(f"select count(*) > 0 from raw.{s}").fetchone()[0]]
 
 
+# What the dbt project reads besides the landing sources: tables Python assets write before the build
+# (name -> schema, table). Present once written; the models tagged `requires_<name>` are skipped until then.
+DERIVED_INPUTS = {"voc": ("voc", "text_scores")}
+DBT_INPUTS = (*SOURCES, *DERIVED_INPUTS)
+
+
+def present_inputs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Landing sources with data, then derived inputs whose table exists (empty is a valid state for those)."""
+    return present_sources(con) + [name for name, (schema, table) in DERIVED_INPUTS.items()
+                                   if table_exists(con, schema, table)]
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
     return bool(con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",

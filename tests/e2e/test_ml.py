@@ -18,7 +18,7 @@ from ml.config import CHALLENGER, CHAMPION, MODEL_NAMES, TrainingConfig
 from ml.tracking import Store, load_booster, version_by_alias
 from orchestration.lib.models import mlflow_store
 from tests import pii_scan
-from tests.e2e.test_platform import landed_pii
+from tests.e2e.test_platform import landed_card_numbers, landed_pii
 
 pytestmark = pytest.mark.e2e
 
@@ -109,6 +109,40 @@ def test_training_runs_say_what_won_on_what_data_and_why(trained, client):
     assert model_info["eval_cutoff"] == meta["eval_cutoff"]
 
 
+def test_churn_run_shows_what_the_text_features_add(trained, client):
+    features = warehouse(trained.settings, "select * from features.customer_features")
+    voc = ["voc_texts_90d", "voc_negative_share", "voc_last_sentiment", "voc_open_complaint_topics"]
+    assert set(voc) <= set(features.columns)
+    assert features["voc_texts_90d"].gt(0).any() and features["voc_negative_share"].notna().any()
+    assert features["voc_negative_share"].dropna().between(0, 1).all()
+    meta = materialization(trained.first, "churn_model")
+    run = client.get_run(meta["mlflow_run_id"])
+    metrics = run.data.metrics
+    assert 0.5 < metrics["without_voc.roc_auc"] <= 1
+    assert metrics["voc_roc_auc_gain"] == pytest.approx(metrics["roc_auc"] - metrics["without_voc.roc_auc"])
+    assert 0 < metrics["voc_importance_share"] < 1
+    assert "without the voc features" in run.data.tags["mlflow.note.content"]
+    importance = json.loads(Path(client.download_artifacts(run.info.run_id, "feature_importance.json")).read_text())
+    assert set(voc) <= set(importance)
+
+
+def test_text_models_are_tracked_with_held_out_accuracy_next_to_the_baselines(trained, client):
+    meta = materialization(trained.first, "voc/text_scores")
+    run = client.get_run(meta["mlflow_run_id"])
+    metrics, params = run.data.metrics, run.data.params
+    assert metrics["sentiment_holdout_rows"] >= 20 and metrics["intent_holdout_rows"] >= 20
+    for metric in ("sentiment_accuracy", "vader_accuracy", "majority_accuracy", "intent_accuracy",
+                   "intent_majority_accuracy", "intent_coverage"):
+        assert 0 <= metrics[metric] <= 1, metric
+    assert metrics["sentiment_accuracy"] > metrics["majority_accuracy"]
+    assert metrics["intent_accuracy"] > metrics["intent_majority_accuracy"]
+    assert params and run.data.tags["dagster.run_id"] == trained.first.run_id
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"voc_models.json", "topics.json"} <= artifacts
+    texts = warehouse(trained.settings, "select language, source from marts.voc_texts")
+    assert {"ticket", "review", "survey"} == set(texts["source"]) and {"en", "ko"} <= set(texts["language"])
+
+
 def test_a_worse_candidate_stays_challenger(trained, tmp_path):
     """Shuffled training labels make a candidate that has learned nothing: it is logged and registered, never
     promoted. The evaluation labels stay true, so the champion is judged as before."""
@@ -136,9 +170,9 @@ def test_a_worse_candidate_stays_challenger(trained, tmp_path):
 
 
 def test_no_pii_and_no_customer_rows_in_the_mlflow_store(trained):
-    pii = landed_pii(trained.settings.landing_dir)
+    pii = landed_pii(trained.settings.landing_dir) | landed_card_numbers(trained.settings.landing_dir)
     keys = set(warehouse(trained.settings, "select customer_key from marts.customer_scores").customer_key)
-    assert len(pii) > 50 and len(keys) > 100
+    assert len(pii) > 50 and len(keys) > 100 and landed_card_numbers(trained.settings.landing_dir)
     needles = [v.encode() for v in pii | keys]
     files = [p for p in trained.settings.mlflow_dir.rglob("*") if p.is_file()]
     assert any(p.name == "mlflow.db" for p in files) and any(p.suffix == ".png" for p in files)

@@ -318,6 +318,15 @@ def landed_pii(landing: Path, limit: int = 200) -> set[str]:
     return values
 
 
+def landed_card_numbers(landing: Path) -> set[str]:
+    """Card-like numbers as the simulator writes them into a few payment tickets' bodies."""
+    import re
+
+    pattern = re.compile(r"\b\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}\b")
+    return {m.group(0) for path in sorted(landing.glob("tickets/*/*.csv"))
+            for m in pattern.finditer(path.read_text(encoding="utf-8", errors="replace"))}
+
+
 @pytest.mark.reliability(area="Privacy", case="Distinctive emails, phones and names planted in CRM records, a "
                          "quarantined record and a ticket body",
                          outcome="None found in any warehouse table, snapshot, quarantine, dbt target or log, "

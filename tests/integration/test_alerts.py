@@ -231,6 +231,18 @@ def test_one_grouped_alert_reaches_webhook_email_and_log(
     assert line["alert_id"] == alert_id and line["subject"] == message["Subject"]
 
 
+def test_a_topic_that_jumps_is_alerted_on_its_own_while_other_breakdowns_wait_for_their_kpi(
+        tick: Tick, alerting: Settings, webhook: Webhook):
+    topic = anomaly("texts", LATEST, direction="spike", dimension="topic", segment="payment / card / declined",
+                    value=19.0, expected=3.0)
+    publish(alerting, "s1", [topic, SESSIONS_MOBILE])
+    assert tick().startswith("1 new anomaly: 1 alert sent")
+    [request] = webhook.requests
+    [sent] = request["json"]["cxloop"]["anomalies"]
+    assert (sent["metric"], sent["dimension"], sent["segment"]) == ("texts", "topic", "payment / card / declined")
+    assert "texts[topic=payment / card / declined] spike" in request["json"]["text"]
+
+
 def test_a_second_tick_on_the_same_snapshot_sends_nothing(
         tick: Tick, alerting: Settings, webhook: Webhook, mailbox: Mailbox):
     publish(alerting, "s1", [SESSIONS, PAYMENTS])

@@ -25,7 +25,7 @@ from tests.browser import browser_page
 REPO = Path(__file__).resolve().parents[2]
 END = date(2026, 3, 31)
 DAYS = 365
-SECTIONS = ["summary", "kpi-trends", "funnel", "cohorts", "rfm", "experiments", "models", "audiences"]
+SECTIONS = ["summary", "kpi-trends", "funnel", "cohorts", "rfm", "experiments", "voc", "models", "audiences"]
 SHIP_REASON = "B beats control on conversion with 99% chance; no sample ratio mismatch"
 # Text that would break the page if it reached the HTML unescaped.
 HOSTILE = "<script>alert('x')</script> & \"quoted\""
@@ -142,7 +142,12 @@ def build_snapshot(folder: Path, seed: int = 7) -> Path:
                       "dimension": "channel", "segment": "web", "value": 0.011, "expected": 0.031, "lower": 0.025,
                       "upper": 0.037, "score": -5.1, "direction": "drop", "volume": 800.0,
                       "drilldown_dimension": "device", "drilldown_segment": "ios", "drilldown": HOSTILE})
+    anomalies.append({"date": pd.Timestamp(END - timedelta(days=1)), "metric": "texts", "dimension": "topic",
+                      "segment": "payment / card / declined", "value": 19.0, "expected": 3.0, "lower": 0.5,
+                      "upper": 9.0, "score": 5.2, "direction": "spike", "volume": 3.0, "drilldown_dimension": None,
+                      "drilldown_segment": None, "drilldown": None})
     write(folder, "kpi_anomalies", pd.DataFrame(anomalies))
+    write(folder, "voc_texts", voc_texts(rng))
 
     funnel = []
     for day in pd.date_range(END - timedelta(days=59), END, freq="D"):
@@ -223,6 +228,35 @@ def build_snapshot(folder: Path, seed: int = 7) -> Path:
     return folder
 
 
+VOC_TOPICS = ("delivery / late / parcel", "payment / card / declined", "quality / fabric / size")
+VOC_EXAMPLE = f"The jacket fell apart {HOSTILE}, call me on [phone]"
+
+
+def voc_texts(rng: np.random.Generator) -> pd.DataFrame:
+    """Texts over the last 120 days; the payment topic is new in the last four weeks, delivery shrinks."""
+    rows = []
+    for i, day in enumerate(pd.date_range(END - timedelta(days=119), END, freq="D")):
+        recent = day > pd.Timestamp(END - timedelta(days=28))
+        for topic_id, label in enumerate(VOC_TOPICS):
+            if label.startswith("payment") and not recent:
+                continue
+            count = int(rng.poisson(2 if label.startswith("delivery") and recent else 4))
+            for j in range(count):
+                score = float(rng.uniform(-1, 1))
+                rows.append({"source": ("ticket", "review", "survey")[j % 3], "text_id": f"X{i}-{topic_id}-{j}",
+                             "customer_key": f"k{j}", "created_at": day + pd.Timedelta(hours=j),
+                             "created_date": day, "language": "ko" if j == 2 else "en", "text": "plain text",
+                             "sentiment_score": score,
+                             "sentiment_label": "negative" if score < -0.2 else "positive" if score > 0.2 else "neutral",
+                             "intent": None, "intent_source": "review" if j % 3 == 0 else None,
+                             "intent_confidence": 0.4, "needs_review": j % 3 == 0, "topic_id": topic_id,
+                             "topic_label": label})
+    texts = pd.DataFrame(rows)
+    worst = texts.index[(texts["topic_label"] == VOC_TOPICS[2]) & (texts["created_date"] == pd.Timestamp(END))][0]
+    texts.loc[worst, ["text", "sentiment_score", "sentiment_label"]] = [VOC_EXAMPLE, -1.0, "negative"]
+    return texts
+
+
 def section_html(page: str, name: str) -> str:
     match = re.search(rf'<section id="{name}">(.*?)</section>', page, re.S)
     assert match, f"section {name!r} is missing"
@@ -247,10 +281,10 @@ def full_report(tmp_path_factory) -> tuple[Path, dict, float]:
 def test_full_report_renders_in_a_browser_with_every_chart_and_no_network(full_report, tmp_path):
     path, summary, seconds = full_report
     assert summary["sections"] == SECTIONS
-    assert summary["anomalies"] == len(PLANTED) + 1
+    assert summary["anomalies"] == len(PLANTED) + 2  # and a KPI breakdown and a topic
     assert summary["experiments"] == 2
-    # 7 KPI tiles, funnel, cohorts, RFM, one forest plot per experiment.
-    assert summary["charts"] == 12
+    # 7 KPI tiles, funnel, cohorts, RFM, one forest plot per experiment, sentiment by week.
+    assert summary["charts"] == 13
     assert summary["bytes"] == path.stat().st_size
     assert summary["bytes"] < 2_000_000, f"{summary['bytes']:,} bytes for a year of data"
     assert seconds < 20, f"rendering took {seconds:.1f}s"
@@ -287,6 +321,14 @@ def test_full_report_renders_in_a_browser_with_every_chart_and_no_network(full_r
             assert any(day in row and label in row and direction in row and drill in row for row in anomaly_rows), \
                 f"planted {metric} {direction} on {day} is not listed: {anomaly_rows}"
         assert any(HOSTILE in row for row in anomaly_rows), "escaped text must read as typed"
+
+        voc = page.locator("section#voc")
+        topic_rows = voc.locator("table.voc-topics tbody tr").all_inner_texts()
+        assert any(VOC_TOPICS[1] in row and "new" in row for row in topic_rows), topic_rows
+        assert any(VOC_TOPICS[0] in row and "-" in row.split("\t")[3] for row in topic_rows), topic_rows
+        assert any("payment / card / declined" in row and "spike" in row
+                   for row in voc.locator("table.anomalies tbody tr").all_inner_texts())
+        assert VOC_EXAMPLE in voc.locator("ul.voc-examples").inner_text(), "escaped text must read as typed"
 
         experiments = page.locator("section#experiments").inner_text()
         assert "Ship B" in experiments and SHIP_REASON in experiments

@@ -453,8 +453,10 @@ def test_default_monitors_cover_every_kpi():
     assert [m.metric for m in DEFAULT_MONITORS] == [
         "sessions", "orders", "booked_revenue_usd", "conversion_rate", "booked_aov_usd", "payment_success_rate",
         "first_orders", "csat", "nps", "view_to_add_rate", "add_to_checkout_rate", "checkout_to_payment_rate",
-        "payment_to_order_rate"]
+        "payment_to_order_rate", "texts", "negative_text_share"]
     by_name = {m.metric: m for m in DEFAULT_MONITORS}
+    assert by_name["texts"].dimensions == ("topic",) and by_name["texts"].direction == "spike"
+    assert by_name["negative_text_share"].direction == "spike"
     assert (by_name["booked_aov_usd"].numerator, by_name["booked_aov_usd"].denominator) == ("booked_usd", "orders")
     assert by_name["booked_aov_usd"].unit_range == (0.0, float("inf"))
     assert by_name["payment_success_rate"].direction == "drop"
@@ -498,3 +500,27 @@ def test_load_monitors_applies_defaults_then_metric_overrides():
 def test_load_monitors_rejects_unknown_names_and_bad_values(config, named):
     with pytest.raises(ValueError, match=named):
         load_monitors(config)
+
+
+def test_a_complaint_topic_that_jumps_is_flagged_as_a_spike_of_its_topic_only():
+    # Three topics of a small shop, a few texts a day each; one complaint topic triples for two days (a courier
+    # losing parcels). The default text monitors flag that topic on those days and nothing else.
+    rng = np.random.default_rng(11)
+    dates = pd.date_range(START, periods=120, freq="D")
+    frames, totals, negatives = [], np.zeros(len(dates)), np.zeros(len(dates))
+    for label, rate in (("delivery / late / parcel", 3.0), ("quality / love / fit", 4.0), ("payment / card", 2.0)):
+        texts = rng.poisson(rate, len(dates)).astype(float)
+        if label.startswith("delivery"):
+            texts[100:102] = [15.0, 14.0]
+        negative = rng.binomial(texts.astype(int), 0.3).astype(float)
+        totals, negatives = totals + texts, negatives + negative
+        frames.append(pd.DataFrame({"date": dates, "dimension": "topic", "segment": label, "texts": texts,
+                                    "negative_texts": negative}))
+    series = pd.concat([whole(dates, texts=totals, negative_texts=negatives), *frames], ignore_index=True)
+    monitors = [m for m in DEFAULT_MONITORS if m.metric in ("texts", "negative_text_share")]
+
+    found = detect(series, monitors)
+    topic = found[found["dimension"] == "topic"]
+    assert set(zip(topic["segment"], topic["date"], topic["direction"])) == {
+        ("delivery / late / parcel", dates[100], "spike"), ("delivery / late / parcel", dates[101], "spike")}
+    assert not len(found[(found["metric"] == "negative_text_share")])

@@ -268,6 +268,28 @@ MART_ROWS: dict[str, list[dict]] = {
         {"customer_key": "a1" * 16, "touchpoint": "payment", "experience_at": ts("2026-01-05 10:00"),
          "reason": "last payment attempt failed (card_declined)", "as_of_at": ts("2026-01-08 10:00")},
     ],
+    "voc_texts": [
+        {"source": "ticket", "text_id": "T000001", "customer_key": "a1" * 16, "created_at": ts("2026-01-05 10:00"),
+         "created_date": ts("2026-01-05"), "resolved_at": None, "language": "en",
+         "text": "Order O-000123 is late, call me on [phone]", "sentiment_score": -0.8, "sentiment_label": "negative",
+         "intent": "delivery", "intent_source": "model", "intent_confidence": 0.9, "needs_review": False,
+         "topic_id": 0, "topic_label": "order / late / parcel"},
+        {"source": "ticket", "text_id": "T000002", "customer_key": "b2" * 16, "created_at": ts("2026-01-05 11:00"),
+         "created_date": ts("2026-01-05"), "resolved_at": ts("2026-01-06 09:00"), "language": "ko",
+         "text": "배송이 너무 늦어요", "sentiment_score": -0.2, "sentiment_label": "neutral", "intent": None,
+         "intent_source": "review", "intent_confidence": 0.41, "needs_review": True, "topic_id": -1,
+         "topic_label": "no topic"},
+        {"source": "review", "text_id": "R000001", "customer_key": "a1" * 16, "created_at": ts("2026-01-06 10:00"),
+         "created_date": ts("2026-01-06"), "resolved_at": None, "language": "en", "text": "Love it",
+         "sentiment_score": 0.9, "sentiment_label": "positive", "intent": None, "intent_source": None,
+         "intent_confidence": None, "needs_review": False, "topic_id": 1, "topic_label": "love / quality / fit"},
+    ],
+    "voc_topics_daily": [
+        {"date": ts("2026-01-05"), "topic_id": 0, "topic_label": "order / late / parcel", "texts": 3,
+         "negative_texts": 2, "tickets": 3, "sentiment_avg": -0.5},
+        {"date": ts("2026-01-05"), "topic_id": -1, "topic_label": "no topic", "texts": 1, "negative_texts": 0,
+         "tickets": 0, "sentiment_avg": 0.1},
+    ],
 }
 
 
@@ -294,11 +316,11 @@ def test_importing_the_package_loads_neither_gx_nor_dagster():
 
 
 def test_registry_has_a_suite_per_raw_source_mart_and_model_table():
-    from expectations import measure, models
+    from expectations import measure, models, voc
 
     assert set(SUITES) == ({f"raw.{table}" for table in raw.COLUMNS} | {f"marts.{model}" for model in marts.COLUMNS}
-                           | set(models.SUITES) | set(measure.SUITES))
-    assert len(SUITES) == 25
+                           | set(models.SUITES) | set(measure.SUITES) | set(voc.SUITES))
+    assert len(SUITES) == 28
     for key, build in SUITES.items():
         suite = build()
         layer, table = key.split(".")
@@ -374,6 +396,18 @@ def test_contract_valid_raw_tables_pass_also_when_empty(table):
 def test_good_marts_pass(model):
     outcome = validate(mart_frame(model), suite_for("marts", model))
     assert outcome.success, outcome.summary()
+
+
+def test_text_left_unmasked_fails_without_showing_the_text():
+    rows = [dict(row) for row in MART_ROWS["voc_texts"]]
+    rows[0]["text"] = "Write to jane.doe@example.com or 4111 1111 1111 1111"
+    rows[1]["intent_source"] = None
+    outcome = validate(mart_frame("voc_texts", rows), suite_for("marts", "voc_texts"))
+    assert not outcome.success
+    leak = failure(outcome, "voc_texts.text.pii_masked")
+    assert leak.unexpected_count == 1 and leak.sample == [{"source": "ticket", "text_id": "T000001"}]
+    assert failure(outcome, "voc_texts.intent_source.required").unexpected_count == 1
+    assert "jane.doe" not in json.dumps(outcome.to_metadata(), default=str)
 
 
 def test_raw_orders_violations_are_named_counted_and_located():

@@ -10,6 +10,7 @@
 {%- set has_tickets = cxloop_source_present('tickets') -%}
 {%- set has_surveys = cxloop_source_present('surveys') -%}
 {%- set has_reviews = cxloop_source_present('reviews') -%}
+{%- set has_voc = cxloop_source_present('voc') -%}
 
 with
 
@@ -297,6 +298,51 @@ review_features as (
 ),
 {% endif %}
 
+{% if has_voc %}
+texts_as_of as (
+
+    {#- A ticket is an open complaint as of a cutoff when it was negative and not resolved before the cutoff. #}
+    select
+        cutoffs.cutoff_date,
+        texts.customer_key,
+        texts.created_date,
+        texts.sentiment_score,
+        texts.sentiment_label,
+        case
+            when texts.source = 'ticket' and texts.sentiment_label = 'negative' and texts.topic_id >= 0
+                and (texts.resolved_at is null or cast(texts.resolved_at as date) >= cutoffs.cutoff_date)
+                then texts.topic_id
+        end as open_complaint_topic,
+        row_number() over (
+            partition by cutoffs.cutoff_date, texts.customer_key
+            order by texts.created_at desc, texts.source, texts.text_id desc
+        ) as recency_rank
+
+    from cutoffs
+    inner join {{ ref('voc_texts') }} as texts
+        on texts.created_date < cutoffs.cutoff_date
+    where texts.customer_key is not null
+
+),
+
+text_features as (
+
+    select
+        cutoff_date,
+        customer_key,
+        count(*) as texts_count,
+        sum(case when created_date >= {{ dbt.dateadd('day', -90, 'cutoff_date') }} then 1 else 0 end)
+            as texts_90d,
+        avg(case when sentiment_label = 'negative' then 1.0 else 0.0 end) as negative_share,
+        max(case when recency_rank = 1 then sentiment_score end) as last_sentiment,
+        count(distinct open_complaint_topic) as open_complaint_topics
+
+    from texts_as_of
+    group by cutoff_date, customer_key
+
+),
+{% endif %}
+
 final as (
 
     select
@@ -365,6 +411,12 @@ final as (
         review_features.review_rating_avg,
         coalesce(review_features.low_reviews_count, 0) as low_reviews_count
         {%- endif %}
+        {%- if has_voc %},
+        coalesce(text_features.texts_90d, 0) as voc_texts_90d,
+        text_features.negative_share as voc_negative_share,
+        text_features.last_sentiment as voc_last_sentiment,
+        coalesce(text_features.open_complaint_topics, 0) as voc_open_complaint_topics
+        {%- endif %}
 
     from order_features
     inner join cutoffs
@@ -375,7 +427,8 @@ final as (
         on order_features.customer_key = customers.customer_key
     {%- for name, present in [('session_features', has_events), ('funnel_features', has_events),
                               ('payment_features', has_payments), ('ticket_features', has_tickets),
-                              ('survey_features', has_surveys), ('review_features', has_reviews)] %}
+                              ('survey_features', has_surveys), ('review_features', has_reviews),
+                              ('text_features', has_voc)] %}
     {%- if present %}
     left join {{ name }}
         on order_features.customer_key = {{ name }}.customer_key

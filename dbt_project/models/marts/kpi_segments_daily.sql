@@ -2,11 +2,12 @@
 {%- set has_payments = cxloop_source_present('payments') -%}
 {%- set has_tickets = cxloop_source_present('tickets') -%}
 {%- set has_surveys = cxloop_source_present('surveys') -%}
+{%- set has_voc = cxloop_source_present('voc') -%}
 {%- set measures = [
     'sessions', 'converted_sessions', 'orders', 'completed_orders', 'revenue_usd', 'booked_usd', 'first_orders',
     'payment_attempts',
     'payment_successes', 'new_customers', 'tickets', 'csat_sum', 'csat_count', 'nps_responses', 'nps_net',
-    'viewed_users', 'added_users', 'checkout_users', 'payment_users', 'ordered_users',
+    'viewed_users', 'added_users', 'checkout_users', 'payment_users', 'ordered_users', 'texts', 'negative_texts',
 ] -%}
 
 
@@ -83,6 +84,14 @@ survey_responses as (
 
     select * from {{ ref('stg_surveys__responses') }}
     where score is not null
+
+),
+{% endif %}
+
+{% if has_voc %}
+voc_texts as (
+
+    select * from {{ ref('voc_texts') }}
 
 ),
 {% endif %}
@@ -168,6 +177,19 @@ parts as (
 
     {{ cxloop_measures_part(measures, 'survey_responses', 'submitted_date', 'all', "'all'", {
         'nps_net': "sum(case nps_category when 'promoter' then 1 when 'detractor' then -1 else 0 end)"}) }}
+    {% endif %}
+
+    {% if has_voc %}
+    {%- set text_measures = {
+        'texts': 'count(*)',
+        'negative_texts': "sum(case when sentiment_label = 'negative' then 1 else 0 end)"} %}
+    union all
+
+    {{ cxloop_measures_part(measures, 'voc_texts', 'created_date', 'all', "'all'", text_measures) }}
+
+    union all
+
+    {{ cxloop_measures_part(measures, 'voc_texts', 'created_date', 'topic', 'topic_label', text_measures) }}
     {% endif %}
 
 ),

@@ -48,10 +48,10 @@ def _recent_table(anomalies, latest) -> str:
 @dg.asset(group_name=KPIS_GROUP, pool=WAREHOUSE_POOL, deps=[SEGMENTS], kinds={"duckdb", "python"})
 def kpi_anomalies(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Days on which a KPI (sessions, orders, booked revenue, booked order value, first orders, conversion,
-    payment success, CSAT, NPS, funnel step rates) or one of its breakdowns left its expected band, with
-    value, expected, band, robust score and direction, and for a whole KPI the segment that moved most
-    (`marts.kpi_anomalies`). Also writes `marts.kpi_expected`, every scored day's band, for the report's
-    charts."""
+    payment success, CSAT, NPS, funnel step rates, texts by topic, negative text share) or one of its breakdowns
+    left its expected band, with value, expected, band, robust score and direction, and for a whole KPI the
+    segment that moved most (`marts.kpi_anomalies`). Also writes `marts.kpi_expected`, every scored day's band,
+    for the report's charts."""
     from analytics.anomalies import detect, expected_bands, load_monitors
 
     settings = get_settings()

@@ -64,7 +64,7 @@ def _train(context: dg.AssetExecutionContext, kind: str) -> dg.MaterializeResult
     decision = result.decision
     log = context.log.info if decision.promoted else context.log.warning
     log(f"{result.model_name} v{result.model_version} -> {decision.alias}: {decision.reason}")
-    headline = {k: dg.MetadataValue.float(round(v, 6)) for k, v in result.metrics.items()}
+    headline = {k: dg.MetadataValue.float(round(v, 6)) for k, v in {**result.metrics, **result.ablation}.items()}
     return dg.MaterializeResult(metadata={
         "trained": True,
         "mlflow_run_id": result.run_id,

@@ -12,15 +12,16 @@ from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
 from orchestration.lib.dbt import CxloopTranslator, dbt_project
 from orchestration.lib.failpoints import failpoint
-from orchestration.lib.settings import SOURCES, Settings, get_settings
-from orchestration.lib.warehouse import connect, present_sources
+from orchestration.lib.settings import Settings, get_settings
+from orchestration.lib.warehouse import DBT_INPUTS, connect, present_inputs
 
 
 def dbt_build_args(present: list[str], model_vars: dict[str, int] | None = None) -> list[str]:
-    """`dbt build` arguments that skip models needing an absent source and tell the rest what is present,
-    plus the feature cutoffs and label horizon from the settings."""
+    """`dbt build` arguments that skip models needing an absent input (a landing source, or a table a Python
+    asset writes) and tell the rest what is present, plus the feature cutoffs and label horizon from the
+    settings."""
     args = ["build", "--vars", json.dumps({"cxloop_sources": present, **(model_vars or {})})]
-    absent = [s for s in SOURCES if s not in present]
+    absent = [s for s in DBT_INPUTS if s not in present]
     if absent:
         # One space-separated value: dagster-dbt reads a single value after --exclude.
         args += ["--exclude", " ".join(f"tag:requires_{s}" for s in absent)]
@@ -52,8 +53,8 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     settings = get_settings()
     os.environ.update(settings.environ())
     with connect(settings) as con:
-        present = present_sources(con)
-    absent = [s for s in SOURCES if s not in present]
+        present = present_inputs(con)
+    absent = [s for s in DBT_INPUTS if s not in present]
     if absent:
         context.log.info(f"sources with no data: {absent}; models requiring them are skipped")
     invocation = dbt.cli(dbt_build_args(present, settings.model_vars()), context=context,
