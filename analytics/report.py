@@ -774,12 +774,9 @@ def voc_section(snapshot: Snapshot, charts: Charts) -> str:
               .sort_values(["texts", "before"], ascending=False).head(VOC_TOP_TOPICS))
     rows = []
     for label, r in topics.iterrows():
-        if r["before"] == 0 and r["texts"] > 0:
-            movement = "new"
-        else:
-            change = (r["texts"] - r["before"]) / r["before"] if r["before"] else None
-            movement = fmt(change, "rate") if change is not None else "gone"
-            movement = ("+" if change and change > 0 else "") + movement
+        # Every row has texts in one window or the other, so `before == 0` means the topic is new.
+        change = (r["texts"] - r["before"]) / r["before"] if r["before"] else None
+        movement = "new" if change is None else ("+" if change > 0 else "") + fmt(change, "rate")
         rows.append([esc(label), esc(fmt(r["texts"], "count")), esc(fmt(r["before"], "count")), esc(movement),
                      esc(fmt(r["negative"] if r["texts"] else None, "rate"))])
     parts.append(f"<h3>Topics, last {VOC_WINDOW_DAYS} days against the {VOC_WINDOW_DAYS} before</h3>")

@@ -15,7 +15,6 @@ headline figures; the temporary folder is deleted once they are printed.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -29,7 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.installation import failures, fresh_installation, run_platform, step_seconds  # noqa: E402
+from benchmarks.installation import (  # noqa: E402
+    failures,
+    fresh_installation,
+    shop_arguments,
+    simulated_run,
+    step_seconds,
+)
 
 ERASURE_STEP = "privacy__erasure_requests"
 
@@ -144,10 +149,7 @@ def reload(settings, folder: Path, keep_list: bool) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = shop_arguments(__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=25, help="people erased together in the second run")
     parser.add_argument("--repeats", type=int, default=2,
                         help="reloads with and without the list, in alternating order; the fastest of each is kept")
@@ -155,16 +157,7 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="cxloop-erasure-"))
     settings = fresh_installation(root, "benchmark-key")
-    import simulator
-    from orchestration.cli import prepare
-
-    simulator.generate(customers=args.customers, days=args.days, seed=args.seed, out=settings.landing_dir,
-                       truth=settings.truth_dir)
-    prepare(settings, quiet=True)
-    result, run_s = run_platform(settings, root / "run.log")
-    if not result.success:
-        print("platform_job failed:", *failures(result)[:3], sep="\n  ", file=sys.stderr)
-        return 1
+    _, result, run_s = simulated_run(settings, args, root / "run.log")
     before = file_sizes(settings)
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)

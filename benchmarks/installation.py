@@ -6,8 +6,10 @@ are the platform's, not a mock's.
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
+import sys
 from pathlib import Path
 
 # Variables that could point a run at another installation or change its settings. They are unset before
@@ -93,3 +95,29 @@ def run_platform(settings, log_path: Path):
     with log_path.open("w") as log, contextlib.redirect_stdout(log):
         result = execute("platform_job", settings, tags={"cxloop/trigger": "benchmark"})
     return result, time.perf_counter() - started
+
+
+def shop_arguments(description: str, days: int = 365) -> argparse.ArgumentParser:
+    """A parser with the simulated shop's size and seed (`--customers`, `--days`, `--seed`); callers add theirs."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=days)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser
+
+
+def simulated_run(settings, args: argparse.Namespace, log_path: Path):
+    """Simulate the shop of `args` into the installation's landing folder, prepare dbt and run `platform_job`
+    once: (the simulator's summary, the Dagster result, the run's wall seconds). A failed run ends the benchmark
+    with its first failures."""
+    import simulator
+    from orchestration.cli import prepare
+
+    summary = simulator.generate(customers=args.customers, days=args.days, seed=args.seed,
+                                 out=settings.landing_dir, truth=settings.truth_dir)
+    prepare(settings, quiet=True)
+    result, run_s = run_platform(settings, log_path)
+    if not result.success:
+        print("platform_job failed:", *failures(result)[:3], sep="\n  ", file=sys.stderr)
+        raise SystemExit(1)
+    return summary, result, run_s

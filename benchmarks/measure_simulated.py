@@ -11,7 +11,6 @@ headline figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.installation import failures, fresh_installation, run_platform, step_seconds  # noqa: E402
+from benchmarks.installation import fresh_installation, shop_arguments, simulated_run, step_seconds  # noqa: E402
 
 MEASURE_STEPS = ("kpi_anomalies", "experiment_analysis", "cxloop_activation_models", "report")
 
@@ -35,27 +34,14 @@ def incidents_found(anomalies, incidents: list[dict]) -> dict[str, bool]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = shop_arguments(__doc__.splitlines()[0]).parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="cxloop-measure-"))
     settings = fresh_installation(root, "benchmark-key")
     import duckdb
     import pandas as pd
 
-    import simulator
-    from orchestration.cli import prepare
-
-    truth = simulator.generate(customers=args.customers, days=args.days, seed=args.seed,
-                               out=settings.landing_dir, truth=settings.truth_dir)
-    prepare(settings, quiet=True)
-    result, run_s = run_platform(settings, root / "run.log")
-    if not result.success:
-        print("platform_job failed:", *failures(result)[:3], sep="\n  ", file=sys.stderr)
-        return 1
+    truth, result, run_s = simulated_run(settings, args, root / "run.log")
     steps = step_seconds(result)
 
     con = duckdb.connect(str(settings.warehouse), read_only=True)

@@ -9,7 +9,6 @@ figures. Peak RSS covers this process and its children (dbt runs as a subprocess
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.installation import fresh_installation, peak_rss_gb  # noqa: E402
+from benchmarks.installation import fresh_installation, peak_rss_gb, shop_arguments  # noqa: E402
 
 
 def stage_of(step_key: str) -> str:
@@ -36,10 +35,7 @@ def stage_of(step_key: str) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=120)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = shop_arguments(__doc__.splitlines()[0], days=120)
     parser.add_argument("--keep", action="store_true", help="keep the temporary installation")
     args = parser.parse_args()
 

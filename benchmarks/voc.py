@@ -11,7 +11,6 @@ platform run is needed. The last line is a JSON object of the figures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -19,6 +18,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.installation import shop_arguments  # noqa: E402
 
 SOURCES = {"tickets": "ticket", "reviews": "review", "surveys": "survey"}
 
@@ -77,11 +78,7 @@ def _fmt(value: float | None) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = shop_arguments(__doc__.splitlines()[0]).parse_args()
 
     import simulator
     from ml.voc import analyse

@@ -18,10 +18,8 @@ from expectations.suite import (
     rate,
     required,
 )
+from ml.voc import INTENT_SOURCES, SENTIMENT_LABELS, SOURCES
 
-SOURCES = ("ticket", "review", "survey")
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
-INTENT_SOURCES = ("agent", "model", "review")
 SCORE_COLUMNS = ("source", "text_id", "customer_key", "created_at", "resolved_at", "language", "text",
                  "sentiment_score", "sentiment_label", "intent", "intent_source", "intent_confidence",
                  "needs_review", "topic_id", "topic_weight")

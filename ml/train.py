@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -292,10 +292,8 @@ def _train(kind: str, ds: Dataset, store: Store, config: TrainingConfig, tags: d
 def ablation_metrics(kind: str, ds: Dataset, config: TrainingConfig, booster,
                      metrics: dict[str, float]) -> dict[str, float]:
     """For each feature group present: the metrics of the same model fitted without it
-    (`without_<group>_<metric>`), the primary metric's gain from having it (`<group>_<metric>_gain`) and its
+    (`without_<group>.<metric>`), the primary metric's gain from having it (`<group>_<metric>_gain`) and its
     share of the candidate's gain importance (`<group>_importance_share`)."""
-    from dataclasses import replace
-
     primary = PRIMARY_METRIC[kind]
     importance = dict(zip(booster.feature_name(), map(float, booster.feature_importance("gain"))))
     total = sum(importance.values()) or 1.0

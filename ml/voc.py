@@ -1,7 +1,7 @@
 """Voice of the customer: sentiment, intent and topics of support tickets, product reviews and NPS comments.
 
-`analyse(texts)` is what the orchestration calls, with one row per text; `log_run(result, tags)` records the
-run in MLflow. Every text is masked (`ml.text.mask_pii`) before anything else reads it, so the models, their
+`analyse(texts)` is what the orchestration calls, with one row per text; `log_run(result, store, tags)` records
+the run in MLflow. Every text is masked (`ml.text.mask_pii`) before anything else reads it, so the models, their
 vocabularies and everything returned or logged are built from masked text only.
 
 - **Sentiment** is learnt from reviews, whose stars are the labels (1-2 negative, 3 neutral, 4-5 positive), and
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 SOURCES = ("ticket", "review", "survey")
+# Who gave a ticket its intent: the agent's category, the model above its threshold, or nobody yet (review).
+AGENT, MODEL, REVIEW = INTENT_SOURCES = ("agent", "model", "review")
 EXPERIMENT = "cxloop-voc"
 MODEL_FORMAT = "cxloop-voc-models/1"
 LOGREG = "tfidf-logreg"
@@ -685,19 +687,19 @@ def _analyse(texts: pd.DataFrame, config: VocConfig) -> VocResult:
     needs_review = np.zeros(len(frame), dtype=bool)
     by_agent = [i for i in tickets if agent[i] is not None]
     intent_value[by_agent] = agent[by_agent]
-    intent_source[by_agent] = "agent"
+    intent_source[by_agent] = AGENT
     confidence[by_agent] = 1.0
     open_tickets = np.asarray([i for i in tickets if agent[i] is None], dtype=np.int64)
     if len(open_tickets):
         if intent is None:
-            intent_source[open_tickets] = "review"
+            intent_source[open_tickets] = REVIEW
             needs_review[open_tickets] = True
         else:
             guessed = intent.predict([masked[i] for i in open_tickets])
             intent_value[open_tickets] = guessed["intent"].to_numpy(dtype=object)
             confidence[open_tickets] = guessed["intent_confidence"].to_numpy(dtype=float, na_value=np.nan)
             needs_review[open_tickets] = guessed["needs_review"].to_numpy()
-            intent_source[open_tickets] = ["review" if r else "model" for r in needs_review[open_tickets]]
+            intent_source[open_tickets] = [REVIEW if r else MODEL for r in needs_review[open_tickets]]
     clock["score"] += time.perf_counter() - started
 
     topics, topic_id, topic_weight = _topics(masked, config, clock)
@@ -747,22 +749,6 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-def _active_store() -> Store:
-    """The store behind the active tracking URI, with the artifact root `Store.local` would give a SQLite
-    store (an `artifacts` folder beside the database); other stores keep their server's default."""
-    from pathlib import Path
-
-    import mlflow
-
-    from ml.tracking import Store
-
-    uri = mlflow.get_tracking_uri()
-    if uri.startswith("sqlite:///"):
-        database = Path(uri.removeprefix("sqlite:///"))
-        return Store(tracking_uri=uri, artifact_root=(database.parent / "artifacts").resolve().as_uri())
-    return Store(tracking_uri=uri, artifact_root="")
-
-
 def confusion_figure(name: str, confusion: dict[str, list]):
     """A confusion matrix as a heatmap, counts written in the cells (rows true, columns predicted)."""
     import numpy as np
@@ -787,11 +773,9 @@ def confusion_figure(name: str, confusion: dict[str, list]):
     return fig
 
 
-def log_run(result: VocResult, tags: dict[str, str], store: Store | None = None) -> str:
-    """Log one analysis to the `cxloop-voc` experiment and return the run id.
-
-    Into `store` when given (the orchestration passes its own, as for training), else into the active tracking
-    URI. Logged: params, metrics, the confusion matrices (JSON and plots), `topics.json` and `voc_models.json`
+def log_run(result: VocResult, store: Store, tags: dict[str, str]) -> str:
+    """Log one analysis to the `cxloop-voc` experiment of `store` (created as training creates its own) and
+    return the run id. Logged: params, metrics, the confusion matrices (JSON and plots), `topics.json` and `voc_models.json`
     (vocabularies and coefficients, built from masked text). Never a text, an example or an input sample.
     """
     import mlflow
@@ -799,14 +783,9 @@ def log_run(result: VocResult, tags: dict[str, str], store: Store | None = None)
     from ml.plots import plt
     from ml.tracking import store_errors
 
-    store = store or _active_store()
     with store_errors(store.tracking_uri, lambda: "logging a voice-of-the-customer run"):
         client = store.client()
-        if store.artifact_root:
-            experiment_id = store.experiment_id(client, EXPERIMENT)
-        else:
-            found = client.get_experiment_by_name(EXPERIMENT)
-            experiment_id = found.experiment_id if found is not None else client.create_experiment(EXPERIMENT)
+        experiment_id = store.experiment_id(client, EXPERIMENT)
         run_tags = {"cxloop.kind": "voc", **tags}
         with mlflow.start_run(experiment_id=experiment_id, run_name="voice of the customer", tags=run_tags) as run:
             mlflow.log_params({k: (v if not isinstance(v, str) else v[:500]) for k, v in result.params.items()})

@@ -15,7 +15,7 @@ import re
 
 import duckdb
 
-from ml.text import CARD_RE, EMAIL_RE, PHONE_RE, mask_pii
+from ml.text import CARD_RE, EMAIL_RE, PHONE_RE
 
 HEX_CHARS = 32  # 128 bits: collision-free at any realistic customer count, short enough to read.
 _BLOCK = 64
@@ -91,9 +91,3 @@ def install_sql_hmac(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
                            '{PHONE_RE.pattern}', '[phone]', 'g')
         """
     )
-
-
-def mask_text(text: str | None) -> str | None:
-    """Mask card numbers, emails and phone numbers in free text: `ml.text.mask_pii`, the same patterns as the
-    SQL `cx_mask_text`."""
-    return mask_pii(text)

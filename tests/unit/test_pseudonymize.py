@@ -1,7 +1,8 @@
 import duckdb
 import pytest
 
-from orchestration.lib.pseudonymize import install_sql_hmac, mask_text, normalize, pseudonym
+from ml.text import mask_pii
+from orchestration.lib.pseudonymize import install_sql_hmac, normalize, pseudonym
 
 KEY = b"test-key-not-secret"
 
@@ -49,9 +50,9 @@ def test_phone_normalization_keeps_digits_only():
     assert normalize("phone", "n/a") is None
 
 
-def test_mask_text_in_python_and_sql_agree():
+def test_mask_pii_in_python_and_sql_agree():
     text = "Call me on +1 555 123 4567 or mail jo.doe@mail.example.org, order 12345."
-    masked = mask_text(text)
+    masked = mask_pii(text)
     assert "jo.doe" not in masked and "555" not in masked
     assert "[email]" in masked and "[phone]" in masked and "12345" in masked
     con = duckdb.connect()
@@ -66,7 +67,7 @@ def test_mask_text_in_python_and_sql_agree():
     ("please refund order O0001055 and 1234567", "please refund order O0001055 and 1234567"),
 ])
 def test_phone_numbers_with_a_country_code_are_masked_and_order_numbers_are_not(text, masked):
-    assert mask_text(text) == masked
+    assert mask_pii(text) == masked
     con = duckdb.connect()
     install_sql_hmac(con, KEY)
     assert con.execute("select cx_mask_text(?)", [text]).fetchone()[0] == masked
@@ -84,15 +85,16 @@ def test_phone_numbers_with_a_country_code_are_masked_and_order_numbers_are_not(
 def test_card_numbers_are_masked_first_alike_in_python_and_sql(text):
     con = duckdb.connect()
     install_sql_hmac(con, KEY)
-    assert con.execute("select cx_mask_text(?)", [text]).fetchone()[0] == mask_text(text)
+    assert con.execute("select cx_mask_text(?)", [text]).fetchone()[0] == mask_pii(text)
 
 
-def test_mask_text_is_the_shared_text_mask_and_keeps_the_old_names():
+def test_the_sql_mask_is_built_from_the_shared_patterns():
     from ml import text as shared
     from orchestration.lib import pseudonymize
 
     assert pseudonymize.EMAIL_RE is shared.EMAIL_RE and pseudonymize.PHONE_RE is shared.PHONE_RE
-    assert mask_text("card 4111 1111 1111 1111") == shared.mask_pii("card 4111 1111 1111 1111") == "card [card]"
+    assert pseudonymize.CARD_RE is shared.CARD_RE
+    assert shared.mask_pii("card 4111 1111 1111 1111") == "card [card]"
 
 
 def test_text_masks_agree_on_random_digit_runs():
@@ -104,4 +106,4 @@ def test_text_masks_agree_on_random_digit_runs():
     con = duckdb.connect()
     install_sql_hmac(con, KEY)
     sql = con.execute("select list_transform(?::varchar[], lambda t: cx_mask_text(t))", [texts]).fetchone()[0]
-    assert sql == [mask_text(t) for t in texts]
+    assert sql == [mask_pii(t) for t in texts]

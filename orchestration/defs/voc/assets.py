@@ -112,7 +112,7 @@ def voc_text_scores(context: dg.AssetExecutionContext):
     if count:
         try:
             store = mlflow_store(settings)
-            run_id = log_run(result, store=store, tags={
+            run_id = log_run(result, store, tags={
                 "dagster.run_id": context.run.run_id,
                 "dagster.asset_key": TEXT_SCORES.to_user_string(),
                 "dagster.job": context.run.job_name,
