@@ -11,12 +11,13 @@ MLFLOW_PORT ?= 5000
 
 export CXLOOP_HOME := $(CURDIR)
 
-.PHONY: venv browser run test test-faults ui bench-cdnow bench-ml bench-measure bench-erasure bench-voc clean-data help
+.PHONY: venv browser scale-services run test test-faults test-scale bench ui bench-cdnow bench-ml bench-measure bench-erasure bench-voc clean-data help
 
 help:
 	@echo "make run    set up, simulate a shop if the landing dir is empty, materialize every asset, print a summary"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make test-faults  the slowest fault-injection tests: kills, concurrent runs, outages, erasure rebuilds"
+	@echo "make test-scale   the scale-out shape: dbt on Spark against DuckDB, Dagster and MLflow on Postgres"
 	@echo "make browser  install Debian's chromium for the browser tests (only when /usr/bin/chromium is missing)"
 	@echo "make ui     Dagster UI (and MLflow UI) on $(HOST)"
 	@echo "make bench-cdnow  run the platform on the CDNOW transactions and score it on the 39-week holdout"
@@ -42,6 +43,16 @@ browser:
 	}
 	@/usr/bin/chromium --version 2>/dev/null
 
+# The scale-out tests start a throwaway Postgres server from Debian's packages and a local Spark session, which
+# needs a Java runtime; both are installed here when missing.
+scale-services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v java >/dev/null; } || { \
+		SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			postgresql openjdk-17-jre-headless; \
+	}
+	@ls -d /usr/lib/postgresql/*/bin/initdb && java -version 2>&1 | head -1
+
 run: $(STAMP)
 	$(BIN)/cxloop run
 
@@ -52,6 +63,9 @@ test: $(STAMP) browser
 # by a rebuild from landing: minutes each, so outside `make test`; CI runs both.
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -m faults tests/faults
+
+test-scale: $(STAMP) scale-services
+	$(BIN)/python -m pytest -m scale tests/scale
 
 ui: $(STAMP)
 	$(BIN)/cxloop ui --host $(HOST) --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)
