@@ -5,6 +5,7 @@ the platform, its tests and a notebook can all call `simulator.generate(...)` th
 """
 
 from simulator.core import (
+    DEFAULT_BLOCK_CUSTOMERS,
     DEFAULT_CUSTOMERS,
     DEFAULT_DAYS,
     DEFAULT_SEED,
@@ -15,6 +16,7 @@ from simulator.core import (
 )
 
 __all__ = [
+    "DEFAULT_BLOCK_CUSTOMERS",
     "DEFAULT_CUSTOMERS",
     "DEFAULT_DAYS",
     "DEFAULT_SEED",

@@ -1,3 +1,5 @@
 from simulator.cli import main
 
-raise SystemExit(main())
+# Guarded: worker processes (`--workers`) import this module again and must not start another run.
+if __name__ == "__main__":
+    raise SystemExit(main())

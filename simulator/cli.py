@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from simulator.core import (
+    DEFAULT_BLOCK_CUSTOMERS,
     DEFAULT_CUSTOMERS,
     DEFAULT_DAYS,
     DEFAULT_SEED,
@@ -62,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the source folders and truth files this run writes if they exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    parser.add_argument("--block-customers", type=_positive, default=DEFAULT_BLOCK_CUSTOMERS,
+                        help="simulate larger shops in blocks of this many customers; memory grows with it, "
+                             "not with --customers (default %(default)s)")
+    parser.add_argument("--workers", type=_positive, default=1,
+                        help="processes simulating blocks at the same time; output is the same (default 1)")
     return parser
 
 
@@ -71,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = generate(customers=args.customers, days=args.days, seed=args.seed, out=args.out, truth=truth,
                            start_date=args.start_date, sources=args.sources, faults=not args.no_faults,
-                           progress=not args.quiet, overwrite=args.overwrite)
+                           progress=not args.quiet, overwrite=args.overwrite,
+                           block_customers=args.block_customers, workers=args.workers)
     except FileExistsError as exc:
         print(f"cxloop-simulate: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +18,9 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from simulator import catalog as cat
-from simulator import commerce, events, feedback, landing, tables, text, truth, world
+from simulator import blocks, commerce, events, feedback, landing, tables, text, truth, world
 from simulator import faults as planted
-from simulator.formats import DAY_MS, dates, iso, seq_ids
+from simulator.formats import BLOCK_DIGITS, DAY_MS, IdSpace, dates, iso
 
 SOURCES = ("events", "customers", "orders", "payments", "tickets", "reviews", "surveys")
 CSV_SOURCES = SOURCES[1:]
@@ -30,6 +31,9 @@ DEFAULT_START_DATE = "2026-01-01"
 # New streams go at the end: `SeedSequence.spawn` gives the i-th child the same seed whatever the count, so
 # adding one leaves every earlier stream, and everything drawn from it, unchanged.
 _STREAMS = ("world", "commerce", "events", "feedback", "tables", "faults", "delivery", "text")
+# Blocks after the first spawn their streams under this key, apart from the streams' own spawn keys ("block").
+_BLOCK_SPAWN_KEY = 0x626C6F636B
+DEFAULT_BLOCK_CUSTOMERS = 20_000
 
 
 def default_truth_dir(out: Path) -> Path:
@@ -54,6 +58,7 @@ def _prepare(out: Path, truth_dir: Path, sources: tuple[str, ...], overwrite: bo
         shutil.rmtree(folder)
     for name in truth.TRUTH_FILES:
         (truth_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(blocks.parts_root(truth_dir), ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     truth_dir.mkdir(parents=True, exist_ok=True)
 
@@ -61,14 +66,23 @@ def _prepare(out: Path, truth_dir: Path, sources: tuple[str, ...], overwrite: bo
 def generate(customers: int = DEFAULT_CUSTOMERS, days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED,
              out: Path | str = Path("data/landing"), truth: Path | str | None = None,
              start_date: str | dt.date = DEFAULT_START_DATE, sources: list[str] | tuple[str, ...] | None = None,
-             faults: bool = True, progress: bool = False, overwrite: bool = False) -> dict:
+             faults: bool = True, progress: bool = False, overwrite: bool = False,
+             block_customers: int = DEFAULT_BLOCK_CUSTOMERS, workers: int = 1) -> dict:
     """Simulate `customers` customers for `days` days from `start_date` and write landing and truth files.
 
     Returns the summary also written to `<truth>/summary.json`. `sources` limits which landing folders are
     written (the simulated shop is the same); `faults=False` writes clean data with no planted defects.
+
+    A shop of more than `block_customers` customers is simulated in blocks of at most that many customers
+    (`blocks.py`), so memory is bounded by the block size, not the shop size; `workers` processes simulate
+    blocks in parallel and do not change a byte. A shop that fits in one block is written exactly as a
+    one-block shop always was.
     """
     if customers < 1 or days < 1:
         raise ValueError("customers and days must be positive")
+    if block_customers < 1 or workers < 1:
+        raise ValueError("block_customers and workers must be positive")
+    sizes = blocks.block_sizes(customers, block_customers)
     chosen = tuple(SOURCES) if sources is None else tuple(sources)
     unknown = sorted(set(chosen) - set(SOURCES))
     if unknown:
@@ -77,15 +91,66 @@ def generate(customers: int = DEFAULT_CUSTOMERS, days: int = DEFAULT_DAYS, seed:
     out = Path(out)
     truth_dir = Path(truth) if truth is not None else default_truth_dir(out)
     _prepare(out, truth_dir, chosen, overwrite)
-    rng = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(_STREAMS)))))
     period = world.Period.build(_start_day(start_date), days)
     args = {"customers": customers, "days": days, "seed": seed, "start_date": str(np.datetime64(period.start_day,
                                                                                                    "D")),
             "sources": list(chosen), "faults": faults}
+    jobs = [Block(index=i, count=len(sizes), customers=size, seed=seed, start_day=period.start_day, days=days,
+                  out=out, truth=truth_dir if len(sizes) == 1 else blocks.part_dir(truth_dir, i), sources=chosen,
+                  faults=faults) for i, size in enumerate(sizes)]
+    if len(jobs) == 1:
+        return run_block(jobs[0], args, progress)
+    with tqdm(total=len(jobs), file=sys.stderr, disable=not progress, desc="blocks", unit="block",
+              leave=False) as bar:
+        summaries = []
+        for summary in blocks.run(run_block, jobs, args, workers):
+            summaries.append(summary)
+            bar.update(1)
+    return blocks.merge_truth(truth_dir, jobs, summaries, args, block_customers)
 
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a shop's customers: what a (possibly separate) process needs to simulate and write it."""
+
+    index: int
+    count: int
+    customers: int
+    seed: int
+    start_day: int
+    days: int
+    out: Path
+    truth: Path
+    sources: tuple[str, ...]
+    faults: bool
+
+    @property
+    def blocked(self) -> bool:
+        return self.count > 1
+
+    @property
+    def tag(self) -> str:
+        """What a block puts before the extension of every landing file name (`events_<date>_00.b0003.jsonl`)."""
+        return f".b{self.index:0{BLOCK_DIGITS}d}" if self.blocked else ""
+
+    def streams(self) -> dict[str, np.random.Generator]:
+        """The block's random streams. Block 0 draws exactly what a one-block shop with this seed draws."""
+        root = (np.random.SeedSequence(self.seed) if self.index == 0
+                else np.random.SeedSequence(self.seed, spawn_key=(_BLOCK_SPAWN_KEY, self.index)))
+        return dict(zip(_STREAMS, (np.random.default_rng(s) for s in root.spawn(len(_STREAMS)))))
+
+
+def run_block(job: Block, args: dict, progress: bool = False) -> dict:
+    """Simulate one block and write its landing files and truth files (into `job.truth`); returns its summary."""
+    rng = job.streams()
+    period = world.Period.build(job.start_day, job.days)
+    days = job.days
+    out, truth_dir, chosen, faults = job.out, job.truth, job.sources, job.faults
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    ids = IdSpace(job.index, job.blocked)
     with tqdm(total=2 * days + 4, file=sys.stderr, disable=not progress, desc="simulating", unit="step",
               leave=False) as bar:
-        shop = world.simulate(rng["world"], customers, period, bar)
+        shop = world.simulate(rng["world"], job.customers, period, bar, ids)
         bar.set_description("expanding")
         carts = commerce.carts(shop)
         orders = commerce.build_orders(shop, carts, rng["commerce"])
@@ -100,7 +165,7 @@ def generate(customers: int = DEFAULT_CUSTOMERS, days: int = DEFAULT_DAYS, seed:
         bar.update(1)
 
         times = _event_times(shop, ev, rng["delivery"], rng["faults"], faults)
-        order_ids = seq_ids("O", orders["number"], 7)
+        order_ids = ids.seq("O", orders["number"], 7)
         crm, history = tables.customers(shop, rng["tables"])
         korean = text.korean_writers(rng["text"], len(shop.customers["tz"]))
         csv_tables = {
@@ -121,7 +186,7 @@ def generate(customers: int = DEFAULT_CUSTOMERS, days: int = DEFAULT_DAYS, seed:
         lines = None
         if "events" in chosen:
             records = landing.event_records(len(ev), times["received"], times["day"], ef, period)
-            lines = landing.write_events(out, renderer, times, records, ef, period, bar)
+            lines = landing.write_events(out, renderer, times, records, ef, period, bar, tag=job.tag)
             files["events"] = len(lines.files)
             fault_rows += _event_fault_rows(ev, lines, ef, times, shop)
         else:
@@ -130,7 +195,8 @@ def generate(customers: int = DEFAULT_CUSTOMERS, days: int = DEFAULT_DAYS, seed:
             if source not in chosen:
                 continue
             table = csv_tables[source]
-            file, line, written = landing.write_table(out, table, period)
+            # Block 0 writes a file for every day, header-only if need be; later blocks only days with rows.
+            file, line, written = landing.write_table(out, table, period, tag=job.tag, every_day=job.index == 0)
             files[source] = len(written)
             planted = np.nonzero(table.kind != "")[0]
             fault_rows += [[source, file[i], int(line[i]), table.kind[i], table.row_key[i], table.rule[i],
@@ -201,7 +267,7 @@ def _plant_faults(csv_tables: dict[str, tables.Table], history: dict, ev: events
                 extra_customers = len(bad)
             table.extend(bad)
     orphans = planted.orphan_orders(csv_tables["orders"], csv_tables["payments"], len(shop.customers["tz"]),
-                                   extra_customers, rng)
+                                   extra_customers, rng, shop.ids)
     if orphans is not None:
         csv_tables["orders"].extend(orphans[0])
         csv_tables["payments"].extend(orphans[1])
@@ -246,8 +312,8 @@ def _write_truth(truth_dir: Path, args: dict, shop: world.World, orders: dict, l
     dev = shop.devices
     c = ev.cols
     n_cust = len(cust["tz"])
-    customer_ids = tables.customer_ids(n_cust)
-    order_ids = seq_ids("O", orders["number"], 7)
+    customer_ids = tables.customer_ids(shop)
+    order_ids = shop.ids.seq("O", orders["number"], 7)
 
     fault_rows.sort(key=lambda r: (r[0], r[1], r[2] if r[2] != "" else -1, r[3], r[4]))
     truth.write_csv(truth_dir / "faults.csv", list(truth.FAULT_COLUMNS), fault_rows)
@@ -445,7 +511,10 @@ def _events(truth_dir: Path, shop: world.World, ev: events.Events, times: dict, 
     stype = events.SLOT_TYPE[c["slot"]]
     type_code = np.where(stype == events.T_IDENTIFY, 0, np.where(stype == events.T_PAGE, np.where(mobile, 2, 1), 3))
     customer = np.maximum(c["customer"], 0)
-    files, file_code = np.unique(lines.file[:n].astype(str), return_inverse=True)
+    # Codes by lookup, not np.unique: a fixed-width copy of a path per event would be the run's largest array.
+    files = sorted(set(lines.files))
+    code_of = {f: i for i, f in enumerate(files)}
+    file_code = np.fromiter((code_of[f] for f in lines.file[:n]), dtype=np.int64, count=n)
     labels = truth.labels
     truth.write_events(truth_dir / "events.parquet", {
         "message_id": truth.strings(c["message_id"]),

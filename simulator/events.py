@@ -17,7 +17,7 @@ import numpy as np
 from simulator import catalog as cat
 from simulator.commerce import Carts
 from simulator.formats import cat as join
-from simulator.formats import iso, json_str, money, seq_ids, uuids, zfill
+from simulator.formats import IdSpace, iso, json_str, money, uuids, zfill
 from simulator.world import CHANNEL_MOBILE, MAX_SESSION_MS, MAX_VIEWS, QUERIES, World
 
 (S_IDENTIFY_START, S_LANDING, S_AA, S_AUTH_PAGE, S_IDENTIFY, S_SIGNED_UP, S_SEARCH) = range(7)
@@ -217,8 +217,8 @@ class Renderer:
         self.orders = orders
         dev = world.devices
         cust = world.customers
-        self.customer_ids = seq_ids("C", np.arange(1, len(cust["tz"]) + 1), 6)
-        self.order_ids = seq_ids("O", orders["number"], 7)
+        self.customer_ids = world.ids.seq("C", np.arange(1, len(cust["tz"]) + 1), 6)
+        self.order_ids = world.ids.seq("O", orders["number"], 7)
         self.device_frag = self._device_fragments(dev)
         self.traits = self._traits(cust)
         self.cart_products = self._cart_products(carts)
@@ -251,7 +251,7 @@ class Renderer:
     def _traits(self, cust: dict[str, np.ndarray]) -> np.ndarray:
         first = np.array(cat.FIRST_NAMES, dtype=object)[cust["first_name"]]
         last = np.array(cat.LAST_NAMES, dtype=object)[cust["last_name"]]
-        email = contact_email(cust)
+        email = contact_email(cust, self.world.ids)
         phone = contact_phone(cust)
         phone_frag = np.where(cust["has_phone"], join(',"phone":"', phone, '"'), "").astype(object)
         return join('{"email":"', email, '","first_name":', json_str(first), ',"last_name":', json_str(last),
@@ -416,11 +416,11 @@ def _coupon_index(pct: np.ndarray) -> np.ndarray:
     return out
 
 
-def contact_email(cust: dict[str, np.ndarray]) -> np.ndarray:
+def contact_email(cust: dict[str, np.ndarray], ids: IdSpace = IdSpace()) -> np.ndarray:
     """Fictional e-mail addresses, unique per customer (the customer's number is part of the local part)."""
     first = np.array([_ascii_slug(x) for x in cat.FIRST_NAMES], dtype=object)[cust["first_name"]]
     last = np.array([_ascii_slug(x) for x in cat.LAST_NAMES], dtype=object)[cust["last_name"]]
-    number = np.arange(1, len(first) + 1).astype(str).astype(object)
+    number = ids.numbers(np.arange(1, len(first) + 1), 6).astype(str).astype(object)
     domain = np.array(cat.EMAIL_DOMAINS, dtype=object)[cust["email_domain"]]
     return join(first, ".", last, number, "@", domain)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.formats import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, iso, naive, seq_ids, uuids
+from simulator.formats import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, IdSpace, iso, naive, seq_ids, uuids
 from simulator.tables import KEY_COLUMN, Table
 
 SKEWED_DEVICE_SHARE = 0.05
@@ -110,6 +110,12 @@ def _next_numbers(ids: np.ndarray, count: int) -> np.ndarray:
     return np.arange(top + 1, top + 1 + count)
 
 
+def _fresh_ids(ids: np.ndarray, count: int, prefix: str, width: int) -> np.ndarray:
+    """`count` ids after the highest of `ids`, as wide as they are (wider in a shop simulated in blocks)."""
+    width = max(width, len(ids[0]) - 1) if len(ids) else width
+    return seq_ids(prefix, _next_numbers(ids, count), width)
+
+
 def _naive_variants(rng: np.random.Generator, ms: np.ndarray) -> np.ndarray:
     return np.where(rng.random(len(ms)) < 0.5, naive(ms), naive(ms, sep=" ")).astype(object)
 
@@ -184,7 +190,7 @@ def _day_start(start_day: int, rows: Table) -> np.ndarray:
 
 
 def orphan_orders(orders: Table, payments: Table, n_customers: int, extra_customer_ids: int,
-                  rng: np.random.Generator) -> tuple[Table, Table] | None:
+                  rng: np.random.Generator, ids: IdSpace = IdSpace()) -> tuple[Table, Table] | None:
     """Store orders for loyalty cards the CRM never exported: valid rows whose customer is unknown."""
     store = np.nonzero((orders.values["channel"] == "store") & (orders.values["status"] == "completed")
                        & (orders.kind == ""))[0]
@@ -193,15 +199,16 @@ def orphan_orders(orders: Table, payments: Table, n_customers: int, extra_custom
     count = 3 + len(orders) // 5000
     pick = store[rng.integers(0, len(store), size=count)]
     rows = orders.take(pick)
-    rows.values["order_id"] = seq_ids("O", _next_numbers(orders.values["order_id"], count), 7)
+    rows.values["order_id"] = _fresh_ids(orders.values["order_id"], count, "O", 7)
+    # Numbers past this block's customers (and its bad rows' fresh ids): no customer of any block has them.
     first_unknown = n_customers + extra_customer_ids + 101
-    rows.values["customer_id"] = seq_ids("C", first_unknown + 37 * np.arange(count), 6)
+    rows.values["customer_id"] = ids.seq("C", first_unknown + 37 * np.arange(count), 6)
     rows.kind[:] = KIND_ORPHAN
     rows.rule[:] = "orders.customer_id.known"
     rows.detail[:] = "build-time rule: the customer is not in customers"
     pay_ms = rows.key + rng.integers(2 * SECOND_MS, 40 * SECOND_MS, size=count)
     pay_values = {
-        "payment_id": seq_ids("P", _next_numbers(payments.values["payment_id"], count), 7),
+        "payment_id": _fresh_ids(payments.values["payment_id"], count, "P", 7),
         "order_id": rows.values["order_id"].copy(),
         "attempted_at": iso(pay_ms, 0, unit="ms"),
         "method": np.full(count, "card_present", dtype=object),

@@ -31,34 +31,44 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def write_table(out: Path, table: Table, period: Period) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Write one CSV file per delivery day (a header-only file on days without rows).
+def write_table(out: Path, table: Table, period: Period, tag: str = "",
+                every_day: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Write one CSV file per delivery day (a header-only file on days without rows, if `every_day`).
 
     Returns each row's file (relative to `out`) and 1-based physical line (the header is line 1; a quoted
-    newline makes a record span two lines), and the files written.
+    newline makes a record span two lines), and the files written. `tag` goes before the extension: a block
+    of a larger shop writes `orders_<date>.b0003.csv` beside the other blocks' files.
     """
     n = len(table)
     order = np.lexsort((np.arange(n), table.key, table.day))
     bounds = np.searchsorted(table.day[order], np.arange(period.days + 1))
     # The helpdesk export uses CRLF, the others LF: RFC 4180 allows both and ingest must accept both.
     terminator = "\r\n" if table.source == "tickets" else "\n"
-    columns = [table.values[c] for c in table.columns]
+    columns = [np.asarray(table.values[c], dtype=object) for c in table.columns]
+    # Physical lines per record: 1 plus the newlines inside its fields, counted only in columns that have any.
+    extra_lines = np.zeros(n, dtype=np.int64)
+    for col in (*columns, table.spill):
+        if any("\n" in value for value in col.tolist()):
+            extra_lines += np.fromiter((value.count("\n") for value in col.tolist()), dtype=np.int64, count=n)
     file = np.empty(n, dtype=object)
     line = np.zeros(n, dtype=np.int64)
     written = []
     for d, date in enumerate(dates(period.start_day + np.arange(period.days))):
-        rel = f"{table.source}/{date}/{table.source}_{date}.csv"
+        idx = order[bounds[d]:bounds[d + 1]]
+        if not every_day and len(idx) == 0:
+            continue
+        rel = f"{table.source}/{date}/{table.source}_{date}{tag}.csv"
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator=terminator)
         writer.writerow(table.columns)
-        current = 2
-        for i in order[bounds[d]:bounds[d + 1]]:
-            row = [col[i] for col in columns]
-            if table.spill[i]:
-                row.append(table.spill[i])
-            writer.writerow(row)
-            file[i], line[i] = rel, current
-            current += 1 + sum(value.count("\n") for value in row)
+        rows = list(zip(*(col[idx].tolist() for col in columns)))
+        spill = table.spill[idx]
+        for j in np.nonzero(spill != "")[0]:
+            rows[j] = (*rows[j], spill[j])
+        writer.writerows(rows)
+        file[idx] = rel
+        height = 1 + extra_lines[idx]
+        line[idx] = 2 + np.cumsum(height) - height
         _write(out / rel, buf.getvalue().encode("utf-8"))
         written.append(rel)
     return file, line, written
@@ -104,7 +114,7 @@ def event_records(n_events: int, received_ms: np.ndarray, delivery_day: np.ndarr
 
 
 def write_events(out: Path, renderer: Renderer, times: dict[str, np.ndarray], rec: dict[str, np.ndarray],
-                 faults: EventFaults, period: Period, progress=None) -> EventLines:
+                 faults: EventFaults, period: Period, progress=None, tag: str = "") -> EventLines:
     total = len(rec["kind"])
     order = np.lexsort((np.arange(total), rec["key"], rec["section"], rec["day"]))
     bounds = np.searchsorted(rec["day"][order], np.arange(period.days + 1))
@@ -127,7 +137,7 @@ def write_events(out: Path, renderer: Renderer, times: dict[str, np.ndarray], re
         cut = [0, len(idx) // 2, len(idx)] if parts == 2 else [0, len(idx)]
         suffix = ".jsonl.gz" if d % GZIP_EVERY == GZIP_EVERY - 1 else ".jsonl"
         for p in range(parts):
-            rel = f"events/{date}/events_{date}_{p:02d}{suffix}"
+            rel = f"events/{date}/events_{date}_{p:02d}{tag}{suffix}"
             chunk = idx[cut[p]:cut[p + 1]]
             file[chunk] = rel
             line[chunk] = np.arange(1, len(chunk) + 1)

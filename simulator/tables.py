@@ -16,7 +16,7 @@ from simulator import text
 from simulator.commerce import STATUSES
 from simulator.events import contact_email, contact_phone
 from simulator.feedback import TICKET_CHANNELS, TOUCHPOINTS
-from simulator.formats import DAY_MS, HOUR_MS, SECOND_MS, iso, money, seq_ids
+from simulator.formats import DAY_MS, HOUR_MS, SECOND_MS, iso, money
 from simulator.world import CHANNEL_MOBILE, World
 
 CUSTOMER_COLUMNS = ("customer_id", "email", "phone", "first_name", "last_name", "country", "city", "birth_year",
@@ -88,8 +88,8 @@ def _day(world: World, ms: np.ndarray) -> np.ndarray:
     return np.clip(ms // DAY_MS - world.period.start_day, 0, world.period.days - 1)
 
 
-def customer_ids(n: int) -> np.ndarray:
-    return seq_ids("C", np.arange(1, n + 1), 6)
+def customer_ids(world: World) -> np.ndarray:
+    return world.ids.seq("C", np.arange(1, len(world.customers["tz"]) + 1), 6)
 
 
 def customers(world: World, rng: np.random.Generator) -> tuple[Table, dict[str, np.ndarray]]:
@@ -149,7 +149,7 @@ def customers(world: World, rng: np.random.Generator) -> tuple[Table, dict[str, 
             phone[i], has_phone[i] = v_phone[i], True
 
     tz = cust["tz"][v_customer]
-    emails = contact_email(cust)[v_customer]
+    emails = contact_email(cust, world.ids)[v_customer]
     versioned = dict(cust, phone_number=phone, has_phone=has_phone, country=cust["country"][v_customer])
     phones = np.where(has_phone, contact_phone(versioned), "").astype(_OBJ)
     style = rng.random(m)
@@ -158,7 +158,7 @@ def customers(world: World, rng: np.random.Generator) -> tuple[Table, dict[str, 
                                      np.where(consent, "1", "0"))).astype(_OBJ)
     acquisition = np.array(cat.ACQUISITION_CHANNELS, dtype=_OBJ)[cust["acquisition"][v_customer]]
     values = {
-        "customer_id": customer_ids(n)[v_customer],
+        "customer_id": customer_ids(world)[v_customer],
         "email": emails,
         "phone": phones,
         "first_name": np.array(cat.FIRST_NAMES, dtype=_OBJ)[cust["first_name"][v_customer]],
@@ -177,7 +177,7 @@ def customers(world: World, rng: np.random.Generator) -> tuple[Table, dict[str, 
 
 
 def orders(world: World, o: dict, changes: dict, order_ids: np.ndarray) -> Table:
-    cust_ids = customer_ids(len(world.customers["tz"]))
+    cust_ids = customer_ids(world)
     k = changes["order"]
     online = ~o["is_store"][k]
     session_channel = world.devices["channel"][world.sessions["device"][np.maximum(o["session"][k], 0)]]
@@ -205,7 +205,7 @@ def payments(world: World, o: dict, pay: dict, order_ids: np.ndarray) -> Table:
     method = np.where(pay["is_store"], np.array(cat.STORE_PAYMENT_METHODS, dtype=_OBJ)[pay["store_method"]],
                       np.array(cat.PAYMENT_METHODS, dtype=_OBJ)[np.maximum(pay["method"], 0)]).astype(_OBJ)
     values = {
-        "payment_id": seq_ids("P", pay["number"], 7),
+        "payment_id": world.ids.seq("P", pay["number"], 7),
         "order_id": order_ids[pay["order"]],
         "attempted_at": iso(pay["ms"], 0, unit="ms"),
         "method": method,
@@ -222,7 +222,7 @@ def tickets(world: World, tix: dict, order_ids: np.ndarray, rng: np.random.Gener
     """Helpdesk rows; `rng` is the text stream and `korean` marks the customers who write in Korean."""
     cust = world.customers
     n = len(tix["ms"])
-    emails = contact_email(cust)
+    emails = contact_email(cust, world.ids)
     phones = contact_phone(cust)
     categories = text.TICKET_CATEGORIES
     blank = text.blank_categories(rng, tix["status"])
@@ -247,8 +247,8 @@ def tickets(world: World, tix: dict, order_ids: np.ndarray, rng: np.random.Gener
         subjects.append(subject)
         bodies.append(body)
     values = {
-        "ticket_id": seq_ids("T", tix["number"], 6),
-        "customer_id": customer_ids(len(cust["tz"]))[tix["customer"]],
+        "ticket_id": world.ids.seq("T", tix["number"], 6),
+        "customer_id": customer_ids(world)[tix["customer"]],
         "created_at": iso(tix["ms"], HELPDESK_OFFSET),
         "channel": np.array(TICKET_CHANNELS, dtype=_OBJ)[tix["channel"]],
         "category": np.where(blank, "", np.array(categories, dtype=_OBJ)[tix["category"]]).astype(_OBJ),
@@ -280,9 +280,9 @@ def reviews(world: World, rev: dict, rng: np.random.Generator, korean: np.ndarra
         titles.append(title)
         bodies.append(body)
     values = {
-        "review_id": seq_ids("R", rev["number"], 6),
+        "review_id": world.ids.seq("R", rev["number"], 6),
         "product_id": np.array(cat.PRODUCT_IDS, dtype=_OBJ)[rev["product"]],
-        "customer_id": customer_ids(len(world.customers["tz"]))[rev["customer"]],
+        "customer_id": customer_ids(world)[rev["customer"]],
         "rating": rev["rating"].astype(str).astype(_OBJ),
         "title": _text(titles),
         "body": _text(bodies),
@@ -312,8 +312,8 @@ def surveys(world: World, srv: dict, rng: np.random.Generator, korean: np.ndarra
                                     int(srv["comment_pick"][i]), phones[c] if srv["contact"][i] else None, dice[i]))
     tz = cust["tz"][srv["customer"]]
     values = {
-        "response_id": seq_ids("S", srv["number"], 6),
-        "customer_id": customer_ids(len(cust["tz"]))[srv["customer"]],
+        "response_id": world.ids.seq("S", srv["number"], 6),
+        "customer_id": customer_ids(world)[srv["customer"]],
         "submitted_at": iso(srv["ms"], tz),
         "touchpoint": np.array(TOUCHPOINTS, dtype=_OBJ)[srv["touchpoint"]],
         "score": srv["score"].astype(str).astype(_OBJ),

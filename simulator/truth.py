@@ -36,13 +36,14 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def strings(values: np.ndarray) -> pa.Array:
-    return pa.array(values, type=pa.string())
+    # From a list: Arrow converts a list of str an order of magnitude faster than an object ndarray.
+    return pa.array(np.asarray(values, dtype=object).tolist(), type=pa.string())
 
 
 def labels(codes: np.ndarray, dictionary, null: np.ndarray | None = None) -> pa.Array:
     """A string column from integer codes into a small dictionary, decoded by Arrow (no per-row Python)."""
     indices = pa.array(np.asarray(codes, dtype=np.int32), mask=null)
-    values = pa.array(np.asarray(dictionary, dtype=object), type=pa.string())
+    values = strings(dictionary)
     return pa.DictionaryArray.from_arrays(indices, values).dictionary_decode()
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator import catalog as cat
-from simulator.formats import DAY_MS, HOUR_MS, MINUTE_MS, uuids
+from simulator.formats import DAY_MS, HOUR_MS, MINUTE_MS, IdSpace, uuids
 
 PRE_EXISTING_SHARE = 0.35
 STORE_SIGNUP_SHARE = 0.10
@@ -112,6 +112,7 @@ class World:
     orders: dict[str, np.ndarray]
     churn_day: np.ndarray
     extra: dict[str, object] = field(default_factory=dict)
+    ids: IdSpace = field(default_factory=IdSpace)
 
 
 def _slot_log_weights() -> np.ndarray:
@@ -381,8 +382,12 @@ def _order_plan(rng: np.random.Generator, day: int, customer: np.ndarray, sessio
     }
 
 
-def simulate(rng: np.random.Generator, n_customers: int, period: Period, progress=None) -> World:
-    """Run the shop for `period.days` days; `progress` (a tqdm bar or None) advances once per day."""
+def simulate(rng: np.random.Generator, n_customers: int, period: Period, progress=None,
+             ids: IdSpace | None = None) -> World:
+    """Run the shop for `period.days` days; `progress` (a tqdm bar or None) advances once per day.
+
+    `ids` numbers this block's customers, orders and feedback within a shop simulated in blocks.
+    """
     D = period.days
     cust = _customers(rng, n_customers, period)
     devices = _devices(rng, cust, period)
@@ -463,7 +468,7 @@ def simulate(rng: np.random.Generator, n_customers: int, period: Period, progres
     sessions = _concat([loop_sessions, extra_sessions])
     orders = _concat(plans)
     return World(period=period, customers=cust, devices=devices, sessions=sessions, orders=orders,
-                 churn_day=churn_day)
+                 churn_day=churn_day, ids=ids or IdSpace())
 
 
 def _offline_sessions(rng: np.random.Generator, cust: dict[str, np.ndarray], devices: dict[str, np.ndarray],

@@ -22,6 +22,7 @@ import simulator
 from simulator.cli import main
 
 SMALL = {"customers": 150, "days": 20, "seed": 7}
+BLOCKED = {**SMALL, "block_customers": 50}
 MEDIUM = {"customers": 1500, "days": 40, "seed": 11}
 DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
@@ -153,6 +154,8 @@ def runs(tmp_path_factory):
         "other_seed": run(base, "other_seed", **{**SMALL, "seed": 8}),
         "subset": run(base, "subset", **SMALL, sources=["customers", "orders"]),
         "clean": run(base, "clean", **SMALL, faults=False),
+        "blocked": run(base, "blocked", **BLOCKED),
+        "blocked_parallel": run(base, "blocked_parallel", **BLOCKED, workers=2),
     }
 
 
@@ -222,7 +225,7 @@ def test_layout_is_source_date_file(small):
     assert {p.name for p in landing.iterdir()} == set(simulator.SOURCES)
 
 
-@pytest.mark.parametrize("which", ["small", "clean", "medium"])
+@pytest.mark.parametrize("which", ["small", "clean", "medium", "blocked"])
 def test_csv_rows_obey_the_contract_except_recorded_bad_rows(runs, medium, which):
     landing, truth, _ = medium if which == "medium" else runs[which]
     faults = faults_of(truth)
@@ -253,7 +256,7 @@ def test_csv_rows_obey_the_contract_except_recorded_bad_rows(runs, medium, which
         assert faults.empty
 
 
-@pytest.mark.parametrize("which", ["small", "clean", "medium"])
+@pytest.mark.parametrize("which", ["small", "clean", "medium", "blocked"])
 def test_every_event_line_is_a_segment_message_except_recorded_malformed(runs, medium, which):
     landing, truth, summary = medium if which == "medium" else runs[which]
     faults = faults_of(truth)
@@ -291,8 +294,9 @@ def test_every_event_line_is_a_segment_message_except_recorded_malformed(runs, m
         assert not malformed
 
 
-def test_truth_counts_match_the_event_files(small):
-    landing, truth, summary = small
+@pytest.mark.parametrize("which", ["small", "blocked"])
+def test_truth_counts_match_the_event_files(runs, which):
+    landing, truth, summary = runs[which]
     counts = summary["counts"]
     events = parsed_events(landing)
     ids = Counter(obj["messageId"] for obj in events.values())
@@ -433,8 +437,9 @@ def test_sessions_are_separated_by_thirty_minutes_of_inactivity(small):
     assert (gap[~new_session].fillna(0) >= 0).all()
 
 
-def test_identity_truth_matches_the_events(small):
-    landing, truth, _ = small
+@pytest.mark.parametrize("which", ["small", "blocked"])
+def test_identity_truth_matches_the_events(runs, which):
+    landing, truth, _ = runs[which]
     identity = pd.read_csv(truth / "identity.csv", dtype=str)
     events = parsed_events(landing)
     identifies = defaultdict(set)
@@ -448,6 +453,93 @@ def test_identity_truth_matches_the_events(small):
     assert len(never) > 0 and not set(never) & set(identity.anonymous_id)
     before_login = ev[ev.customer_id.notna() & ev.user_id.isna()]
     assert len(before_login) > 0
+
+
+def _block_of(name: str) -> str:
+    return re.search(r"\.(b\d{4})\.", name).group(1)
+
+
+def test_blocked_shop_names_files_per_block_and_numbers_ids_apart(runs):
+    landing, truth, summary = runs["blocked"]
+    assert summary["blocks"] == {"count": 3, "block_customers": 50, "customers": [50, 50, 50]}
+    days = summary["period"]["days"]
+    csv_days = defaultdict(set)
+    for path in landing_files(landing):
+        source, day, name = path.relative_to(landing).parts
+        if source == "events":
+            assert re.fullmatch(rf"events_{day}_0[01]\.b000[0-2]\.jsonl(\.gz)?", name), name
+        else:
+            assert re.fullmatch(rf"{source}_{day}\.b000[0-2]\.csv", name), name
+            csv_days[(source, _block_of(name))].add(day)
+    for source in RULES:
+        assert len(csv_days[(source, "b0000")]) == days  # block 0 keeps a file for every day
+
+    customers = pd.read_csv(truth / "customers.csv", dtype=str)
+    assert len(customers) == summary["counts"]["customers"] == 150 and customers.customer_id.is_unique
+    assert customers.customer_id.str[1:5].value_counts().to_dict() == {"0000": 50, "0001": 50, "0002": 50}
+    blocks_of = defaultdict(set)  # (source, id) -> blocks whose files carry it
+    for source, key in (("customers", "customer_id"), ("orders", "order_id"), ("payments", "payment_id"),
+                        ("tickets", "ticket_id"), ("reviews", "review_id"), ("surveys", "response_id")):
+        for path in landing_files(landing / source):
+            for _, header, fields in read_csv_records(path):
+                blocks_of[(source, dict(zip(header, fields))[key])].add(_block_of(path.name))
+    for rel, _, text in event_lines(landing):
+        message = re.match(r'\{"messageId":"([0-9a-f-]{36})"', text)
+        if message:
+            blocks_of[("events", message.group(1))].add(_block_of(rel))
+    assert all(len(b) == 1 for b in blocks_of.values())
+    assert {s for s, _ in blocks_of} == set(simulator.SOURCES)
+
+    events = pd.read_parquet(truth / "events.parquet")
+    assert events.message_id.is_unique and len(events) == summary["counts"]["events_unique"]
+    assert events.session_no.nunique() == events.session_no.max() == summary["counts"]["sessions"]
+    assert events.groupby("session_no").file.agg(lambda f: len({_block_of(x) for x in f})).max() == 1
+    faults = faults_of(truth)
+    orphan_orders = set(faults[faults.kind == "orphan_order"].key)
+    orphan_customers = {fields[header.index("customer_id")] for path in landing_files(landing / "orders")
+                        for _, header, fields in read_csv_records(path)
+                        if fields[header.index("order_id")] in orphan_orders}
+    assert orphan_customers and not orphan_customers & set(customers.customer_id)
+    daily = pd.read_csv(truth / "daily.csv")
+    assert daily.events.sum() == summary["counts"]["events_unique"]
+    assert daily.tickets.sum() == summary["counts"]["tickets"]
+
+
+def test_blocked_shop_is_its_blocks_and_workers_change_no_byte(runs, tmp_path):
+    from simulator import blocks, core
+
+    landing, truth, summary = runs["blocked"]
+    parallel_landing, parallel_truth, _ = runs["blocked_parallel"]
+    assert digest(landing) == digest(parallel_landing)
+    assert digest(truth) == digest(parallel_truth)
+
+    sizes = blocks.block_sizes(SMALL["customers"], BLOCKED["block_customers"])
+    parts = [core.run_block(core.Block(index=i, count=len(sizes), customers=size, seed=SMALL["seed"],
+                                       start_day=core._start_day(core.DEFAULT_START_DATE), days=SMALL["days"],
+                                       out=tmp_path / "landing", truth=tmp_path / f"truth{i}",
+                                       sources=simulator.SOURCES, faults=True), summary["args"])
+             for i, size in enumerate(sizes)]
+    assert digest(tmp_path / "landing") == digest(landing)  # each block alone writes the same files
+    for key, value in summary["counts"].items():
+        if isinstance(value, dict):
+            assert value == {k: sum(p["counts"][key][k] for p in parts) for k in value}, key
+        else:
+            assert value == sum(p["counts"][key] for p in parts), key
+    assert summary["files"] == {s: sum(p["files"][s] for p in parts) for s in simulator.SOURCES}
+    realised = summary["experiments"][0]["realised"]["treatment"]
+    assert realised["units"] == sum(p["experiments"][0]["realised"]["treatment"]["units"] for p in parts)
+    for name in ("customers.csv", "identity.csv"):
+        rows = [line for i in range(len(parts))
+                for line in (tmp_path / f"truth{i}" / name).read_text().splitlines()[1:]]
+        assert (truth / name).read_text().splitlines()[1:] == rows
+
+
+def test_a_shop_that_fits_one_block_is_written_as_before(runs, tmp_path):
+    """Block size changes nothing for a shop no larger than one block: the same files, names and ids."""
+    landing, truth, summary = run(tmp_path, "one_block", **SMALL, block_customers=SMALL["customers"])
+    assert digest(landing) == digest(runs["small"][0])
+    assert digest(truth) == digest(runs["small"][1])
+    assert "blocks" not in summary
 
 
 def test_sources_subset_writes_only_those_folders_with_the_same_bytes(runs):
