@@ -1,7 +1,10 @@
 """MLflow: the tracking store, experiments, the registry and the champion/challenger aliases.
 
-One experiment and one registered model per kind (`cxloop-churn`, `cxloop-ltv`). Artifacts live under the
-store's artifact root, set per experiment so runs never land in a working-directory `mlruns/`.
+One experiment and one registered model per kind (`cxloop-churn`, `cxloop-ltv`). With a store the client
+opens itself (the local SQLite default, a database URI) artifacts live under the store's artifact root, set per
+experiment so runs never land in a working-directory `mlruns/`. With a tracking server the server chooses: its
+served artifact store (`--artifacts-destination`) or its default artifact root, so every machine that trains
+writes to the same place.
 
 A store that does not answer fails the caller with `TrackingStoreUnavailable`, which names the store and
 what was being done; MLflow's HTTP retries are bounded (`CLIENT_DEFAULTS`) so that takes seconds, not minutes.
@@ -16,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # MLflow's own client settings, set by cxloop only where the environment does not already set them. MLflow's
 # defaults (7 retries, backoff factor 2, 120 s timeout) keep a client on a dead store for about four minutes
@@ -31,6 +35,9 @@ CLIENT_DEFAULTS = {
 # without pickle; a pickled model in the store is nothing cxloop wrote, and unpickling it runs its code. Set
 # in every process that uses this module and in the MLflow UI that `cxloop ui` starts; not overridable.
 SECURE_ENV = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
+
+# Tracking URIs of a server (MLflow's, Databricks'): it decides where an experiment's artifacts go.
+SERVER_SCHEMES = ("http", "https", "databricks")
 
 RUN_FAILURE_TAG = "cxloop.failure"
 ABANDONED = "abandoned"
@@ -107,10 +114,11 @@ def unavailability(exc: BaseException) -> BaseException | None:
 
 @dataclass(frozen=True)
 class Store:
-    """Where runs and models go: a tracking URI (SQLite by default, any MLflow backend) and an artifact root."""
+    """Where runs and models go: a tracking URI (SQLite by default, any MLflow backend) and an artifact root, used
+    when the tracking URI is not a server's (`served_artifacts`)."""
 
     tracking_uri: str
-    artifact_root: str
+    artifact_root: str | None = None
 
     @classmethod
     def local(cls, directory: Path) -> "Store":
@@ -127,10 +135,20 @@ class Store:
         mlflow.set_registry_uri(self.tracking_uri)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
+    @property
+    def served_artifacts(self) -> bool:
+        """True for a tracking server: its experiments take the server's artifact location. A client-side path
+        there would send each machine's artifacts to its own disk, where the server and the other machines
+        cannot read them."""
+        # A bare `databricks` (the default profile) has no scheme of its own.
+        return (urlsplit(self.tracking_uri).scheme or self.tracking_uri).lower() in SERVER_SCHEMES
+
     def experiment_id(self, client, name: str) -> str:
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
+        if self.served_artifacts or not self.artifact_root:
+            return client.create_experiment(name)
         return client.create_experiment(name, artifact_location=f"{self.artifact_root}/{name}")
 
 

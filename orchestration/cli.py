@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,12 +25,62 @@ DEMO_DAYS = 365
 DEMO_SEED = 7
 
 
+INSTANCE_TEMPLATE = PROJECT_ROOT / "orchestration" / "dagster.yaml"
+# Appended to the shipped instance config when `CXLOOP_DAGSTER_PG_URL` is set. The file names the variable, so
+# the URL and its password stay in the environment of each Dagster process and out of $DAGSTER_HOME.
+POSTGRES_INSTANCE = """
+# Written by `cxloop prepare` because CXLOOP_DAGSTER_PG_URL is set: runs, event logs and schedules in Postgres,
+# shared by every webserver, daemon and run worker that sees the same variable. Runs are queued and the daemon
+# starts them within the limits above.
+storage:
+  postgres:
+    postgres_url:
+      env: CXLOOP_DAGSTER_PG_URL
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+"""
+
+
+# SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3; cxloop installs psycopg2, so the URL names it.
+PG_URL_SCHEME = "postgresql+psycopg2"
+
+
+def instance_yaml(settings: Settings) -> str:
+    """The Dagster instance config of this installation: the shipped `orchestration/dagster.yaml` (pools, run
+    tag limits, run monitoring), plus Postgres storage and the queued run coordinator when the settings name a
+    Postgres database. Without one, exactly the shipped file: SQLite under `dagster_home`."""
+    text = INSTANCE_TEMPLATE.read_text()
+    if not settings.dagster_pg_url:
+        return text
+    scheme, has_scheme, _ = settings.dagster_pg_url.partition("://")
+    if scheme != PG_URL_SCHEME:
+        # Checked here, once, rather than as "No module named 'psycopg'" in every Dagster process. Only the
+        # scheme is echoed: the rest holds the password.
+        found = f"it starts with {scheme}://" if has_scheme else "it has no scheme"
+        raise SystemExit(f"CXLOOP_DAGSTER_PG_URL must start with {PG_URL_SCHEME}:// ({found}): "
+                         "the Dagster instance connects through psycopg2")
+    return text + POSTGRES_INSTANCE
+
+
+def write_instance_yaml(settings: Settings) -> bool:
+    """Write $DAGSTER_HOME/dagster.yaml when it differs from `instance_yaml`, so a changed setting never meets
+    a stale file. Returns whether it was written."""
+    path = settings.dagster_home / "dagster.yaml"
+    text = instance_yaml(settings)
+    if path.exists() and path.read_text() == text:
+        return False
+    tmp = path.with_name(f".dagster.yaml.{os.getpid()}")
+    tmp.write_text(text)
+    # Atomic: a webserver or daemon reading the file at this moment sees the old config or the new one.
+    os.replace(tmp, path)
+    return True
+
+
 def prepare(settings: Settings, quiet: bool = False) -> None:
     """Directories, the Dagster instance config, and the dbt manifest (`dbt parse`)."""
     settings.ensure_dirs()
-    instance_yaml = settings.dagster_home / "dagster.yaml"
-    if not instance_yaml.exists():
-        shutil.copy(PROJECT_ROOT / "orchestration" / "dagster.yaml", instance_yaml)
+    write_instance_yaml(settings)
     dbt = Path(sys.executable).with_name("dbt")
     cmd = [str(dbt), "parse", "--project-dir", str(settings.dbt_project_dir),
            "--profiles-dir", str(settings.dbt_project_dir), "--target", settings.dbt_target, "--quiet"]
@@ -215,7 +264,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from orchestration.lib.models import mlflow_store
 
     store = mlflow_store(settings)
-    if settings.mlflow_tracking_uri or (settings.mlflow_dir / "mlflow.db").exists():
+    if store.served_artifacts:
+        # A tracking server has its own UI; `mlflow ui` cannot use a server as its backend store.
+        print(f"MLflow UI: {settings.mlflow_ui_url} (the tracking server's)")
+    elif settings.mlflow_tracking_uri or (settings.mlflow_dir / "mlflow.db").exists():
         procs.append(subprocess.Popen(
             # One worker: each loads MLflow on its own (seconds of CPU), and a local UI needs no more.
             [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", store.tracking_uri, "--workers", "1",

@@ -7,7 +7,7 @@ import requests
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
 
-from ml.tracking import TrackingStoreUnavailable, redacted, unavailability, version_by_alias
+from ml.tracking import Store, TrackingStoreUnavailable, redacted, unavailability, version_by_alias
 
 
 def _request_failed(cause: Exception, url: str = "http://store/api/2.0/mlflow/registered-models/create"):
@@ -66,3 +66,35 @@ def test_no_champion_only_when_the_registry_says_so():
     down = _request_failed(requests.exceptions.ConnectionError("Connection refused"))
     with pytest.raises(MlflowException):
         version_by_alias(_Registry(down), "m", "champion")
+
+
+class _Experiments:
+    def __init__(self, existing: dict[str, str] | None = None):
+        self.existing = existing or {}
+        self.created: list[tuple[str, str | None]] = []
+
+    def get_experiment_by_name(self, name):
+        if name in self.existing:
+            return type("Experiment", (), {"experiment_id": self.existing[name]})()
+        return None
+
+    def create_experiment(self, name, artifact_location=None):
+        self.created.append((name, artifact_location))
+        return str(len(self.created))
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:5000", "https://user:pw@mlflow.example.com", "databricks"])
+def test_a_tracking_server_chooses_where_artifacts_go(uri):
+    client = _Experiments()
+    Store(tracking_uri=uri, artifact_root="file:///srv/cxloop/mlflow/artifacts").experiment_id(client, "cxloop-churn")
+    assert client.created == [("cxloop-churn", None)]
+
+
+def test_a_store_the_client_opens_keeps_artifacts_under_its_artifact_root(tmp_path):
+    client = _Experiments()
+    store = Store.local(tmp_path / "mlflow")
+    store.experiment_id(client, "cxloop-churn")
+    assert client.created == [("cxloop-churn", f"{(tmp_path / 'mlflow' / 'artifacts').as_uri()}/cxloop-churn")]
+    assert not store.served_artifacts
+    existing = _Experiments({"cxloop-ltv": "7"})
+    assert store.experiment_id(existing, "cxloop-ltv") == "7" and existing.created == []
