@@ -19,6 +19,7 @@ help:
 	@echo "make test-faults  the slowest fault-injection tests: kills, concurrent runs, outages, erasure rebuilds"
 	@echo "make test-scale   the scale-out shape: dbt on Spark against DuckDB, Dagster and MLflow on Postgres"
 	@echo "make browser  install Debian's chromium for the browser tests (only when /usr/bin/chromium is missing)"
+	@echo "make bench  full build, next-day incremental run and a hand-written DuckDB floor at 1M and 10M events"
 	@echo "make ui     Dagster UI (and MLflow UI) on $(HOST)"
 	@echo "make bench-cdnow  run the platform on the CDNOW transactions and score it on the 39-week holdout"
 	@echo "make bench-ml  run the platform on simulated shops and judge its models against the simulator's ceiling"
@@ -66,6 +67,12 @@ test-faults: $(STAMP)
 
 test-scale: $(STAMP) scale-services
 	$(BIN)/python -m pytest -m scale tests/scale
+
+# Full build, next-day incremental run and the hand-written DuckDB floor at 1M and 10M events; 100M on request:
+# `make bench BENCH_EVENTS=100M`.
+BENCH_EVENTS ?= 1M,10M
+bench: $(STAMP)
+	$(BIN)/python benchmarks/scale.py --events $(BENCH_EVENTS)
 
 ui: $(STAMP)
 	$(BIN)/cxloop ui --host $(HOST) --dagster-port $(DAGSTER_PORT) --mlflow-port $(MLFLOW_PORT)

@@ -46,7 +46,7 @@ from orchestration.lib.ingest import (
 from orchestration.lib.pseudonymize import EMAIL_RE, PHONE_RE, normalize, pseudonym
 from orchestration.lib.serving import current_dir, drop_other_snapshots, publish_snapshot
 from orchestration.lib.settings import Settings
-from orchestration.lib.warehouse import connect, publish_ledger
+from orchestration.lib.warehouse import apply_duckdb_settings, connect, publish_ledger
 
 REQUESTS_SOURCE = "erasure_requests"
 REQUEST_COLUMNS = ("request_id", "customer_id", "email", "requested_at")
@@ -271,6 +271,7 @@ def parse_requests(landed: LandedFile, data: bytes) -> tuple[list[Request], list
 def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     settings.ensure_dirs()
     con = duckdb.connect(str(settings.warehouse))
+    apply_duckdb_settings(con, settings)
     con.execute("set timezone = 'UTC'")
     con.execute("set enable_progress_bar = false")
     con.execute(f"attach '{_sql_path(settings.pii_db)}' as pii")

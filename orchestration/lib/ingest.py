@@ -33,6 +33,7 @@ from orchestration.lib import contract
 from orchestration.lib.failpoints import failpoint
 from orchestration.lib.pseudonymize import install_sql_hmac
 from orchestration.lib.settings import SOURCES, Settings
+from orchestration.lib.warehouse import apply_duckdb_settings
 from orchestration.lib.suppression import drop_suppressed, ensure_suppression_schema, mentions_suppressed
 
 DATE_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -303,6 +304,7 @@ class Ingestor:
     def connect(self) -> duckdb.DuckDBPyConnection:
         self.settings.ensure_dirs()
         con = duckdb.connect(str(self.settings.warehouse))
+        apply_duckdb_settings(con, self.settings)
         con.execute("set timezone = 'UTC'")
         con.execute("set enable_progress_bar = false")
         con.execute(f"attach '{self.settings.pii_db}' as pii")

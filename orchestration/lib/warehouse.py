@@ -16,12 +16,38 @@ import duckdb
 from orchestration.lib.settings import SOURCES, Settings
 
 
+def duckdb_settings(settings: Settings) -> dict[str, str]:
+    """DuckDB's memory limit and spill folder for this installation; an unset limit keeps DuckDB's default."""
+    out = {"temp_directory": str(settings.duckdb_temp_dir)} if settings.duckdb_temp_dir else {}
+    if settings.duckdb_memory_limit:
+        out["memory_limit"] = settings.duckdb_memory_limit
+    return out
+
+
+def apply_duckdb_settings(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Set `duckdb_settings` on an open connection (they hold for the whole database instance).
+
+    Set after connecting rather than passed as `config`: DuckDB refuses a second connection to an open file with
+    another config, and any connection of this process may be the second. A spill folder already in use cannot be
+    switched; the instance then keeps the one it has.
+    """
+    for name, value in duckdb_settings(settings).items():
+        if con.execute("select current_setting(?)", [name]).fetchone()[0] == value:
+            continue
+        try:
+            con.execute(f"set {name} = '{value.replace(chr(39), chr(39) * 2)}'")
+        except duckdb.NotImplementedException:
+            if name != "temp_directory":
+                raise
+
+
 @contextmanager
 def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     settings.ensure_dirs()
     con = duckdb.connect(str(settings.warehouse), read_only=read_only)
     try:
         con.execute("set timezone = 'UTC'")
+        apply_duckdb_settings(con, settings)
         yield con
     finally:
         con.close()
