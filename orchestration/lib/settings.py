@@ -40,6 +40,7 @@ class Settings:
     reports_dir: Path
     dbt_runs_dir: Path
     mlflow_tracking_uri: str | None = None
+    dagster_pg_url: str | None = None
     mlflow_ui_url: str = "http://127.0.0.1:5000"
     horizon_days: int = 90
     cutoff_step_days: int = 30
@@ -58,11 +59,17 @@ class Settings:
     alert_suppress_hours: float = 24.0
     alert_lookback_days: int = 3
     alert_breakdowns: bool = False
+    duckdb_memory_limit: str | None = None
+    duckdb_temp_dir: Path | None = None
+    engine: str = "duckdb"
+    lake_dir: Path | None = None
+    spark_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
         home = _path("CXLOOP_HOME", PROJECT_ROOT)
         data = _path("CXLOOP_DATA_DIR", home / "data")
+        engine = _engine(os.environ.get("CXLOOP_ENGINE", "duckdb"))
         return cls(
             home=home,
             landing_dir=_path("CXLOOP_LANDING_DIR", data / "landing"),
@@ -72,10 +79,21 @@ class Settings:
             dagster_home=_path("DAGSTER_HOME", data / "dagster"),
             mlflow_dir=_path("CXLOOP_MLFLOW_DIR", data / "mlflow"),
             dbt_project_dir=PROJECT_ROOT / "dbt_project",
-            dbt_target=os.environ.get("CXLOOP_DBT_TARGET", "duckdb"),
+            # The engine dbt builds on (docs/engines.md): `duckdb`, the embedded default, or `spark`; it names the
+            # profile's target unless CXLOOP_DBT_TARGET picks another output of the same engine.
+            engine=engine,
+            dbt_target=os.environ.get("CXLOOP_DBT_TARGET") or engine,
+            # The raw layer as Parquet, one folder per dbt source table, for engines that cannot read the DuckDB file.
+            lake_dir=_path("CXLOOP_LAKE_DIR", data / "lake"),
+            # Spark's warehouse files, Derby metastore and logs when dbt runs on a local Spark session.
+            spark_dir=_path("CXLOOP_SPARK_DIR", data / "spark"),
             # Unset: a SQLite store and artifact folder under `mlflow_dir`. Set: any MLflow tracking server. Not
             # MLFLOW_TRACKING_URI, which MLflow itself writes into the environment when a client connects.
             mlflow_tracking_uri=os.environ.get("CXLOOP_MLFLOW_TRACKING_URI") or None,
+            # Unset: the Dagster instance keeps runs, events and schedules in SQLite under `dagster_home`. Set (a
+            # `postgresql://` URL): in that Postgres database, so a webserver, a daemon and run workers on other
+            # machines share one instance. `cxloop prepare` writes the instance config from it (docs/deploy.md).
+            dagster_pg_url=os.environ.get("CXLOOP_DAGSTER_PG_URL") or None,
             # Where people open the MLflow UI: the base of the run links in Dagster metadata.
             mlflow_ui_url=os.environ.get("CXLOOP_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             horizon_days=int(os.environ.get("CXLOOP_HORIZON_DAYS", 90)),
@@ -102,6 +120,10 @@ class Settings:
             alert_suppress_hours=float(os.environ.get("CXLOOP_ALERT_SUPPRESS_HOURS", 24)),
             alert_lookback_days=int(os.environ.get("CXLOOP_ALERT_LOOKBACK_DAYS", 3)),
             alert_breakdowns=os.environ.get("CXLOOP_ALERT_BREAKDOWNS", "false").lower() in ("1", "true", "yes"),
+            # DuckDB's memory limit for every connection to the warehouse, dbt's included ("16GB", "75%"); unset
+            # keeps DuckDB's default (80% of RAM). Past it DuckDB spills to `duckdb_temp_dir`.
+            duckdb_memory_limit=os.environ.get("CXLOOP_DUCKDB_MEMORY_LIMIT") or None,
+            duckdb_temp_dir=_path("CXLOOP_DUCKDB_TEMP_DIR", data / "tmp" / "duckdb"),
         )
 
     def model_vars(self) -> dict[str, int]:
@@ -152,16 +174,34 @@ class Settings:
             "CXLOOP_ALERTS_DIR": str(self.alerts_dir),
             "CXLOOP_REPORTS_DIR": str(self.reports_dir),
             "CXLOOP_DBT_RUNS_DIR": str(self.dbt_runs_dir),
+            "CXLOOP_ENGINE": self.engine,
+            **({"CXLOOP_LAKE_DIR": str(self.lake_dir)} if self.lake_dir else {}),
+            **({"CXLOOP_SPARK_DIR": str(self.spark_dir)} if self.spark_dir else {}),
             **({"CXLOOP_MLFLOW_TRACKING_URI": self.mlflow_tracking_uri} if self.mlflow_tracking_uri else {}),
+            **({"CXLOOP_DUCKDB_TEMP_DIR": str(self.duckdb_temp_dir)} if self.duckdb_temp_dir else {}),
+            **({"CXLOOP_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit} if self.duckdb_memory_limit else {}),
+            # The instance config names this variable rather than holding the URL (and its password).
+            **({"CXLOOP_DAGSTER_PG_URL": self.dagster_pg_url} if self.dagster_pg_url else {}),
         }
 
     def ensure_dirs(self) -> None:
         for path in (self.warehouse.parent, self.pii_db.parent, self.serving_dir, self.dagster_home,
-                     self.mlflow_dir, self.alerts_dir, self.reports_dir, self.dbt_runs_dir):
+                     self.mlflow_dir, self.alerts_dir, self.reports_dir, self.dbt_runs_dir,
+                     *((self.duckdb_temp_dir,) if self.duckdb_temp_dir else ())):
             path.mkdir(parents=True, exist_ok=True)
         # The restricted folder (PII store, generated key, suppression list, erasure audit log): owner only.
         if self.pii_db.parent.stat().st_mode & 0o077:
             self.pii_db.parent.chmod(0o700)
+
+
+ENGINES = ("duckdb", "spark")
+
+
+def _engine(value: str) -> str:
+    engine = value.strip().lower()
+    if engine not in ENGINES:
+        raise ValueError(f"CXLOOP_ENGINE must be one of {ENGINES}, not {value!r}")
+    return engine
 
 
 def get_settings() -> Settings:

@@ -333,7 +333,7 @@ text_features as (
         count(*) as texts_count,
         sum(case when created_date >= {{ dbt.dateadd('day', -90, 'cutoff_date') }} then 1 else 0 end)
             as texts_90d,
-        avg(case when sentiment_label = 'negative' then 1.0 else 0.0 end) as negative_share,
+        {{ cxloop_share("sentiment_label = 'negative'") }} as negative_share,
         max(case when recency_rank = 1 then sentiment_score end) as last_sentiment,
         count(distinct open_complaint_topic) as open_complaint_topics
 

@@ -187,7 +187,7 @@ final as (
         {% endif %}
         cast(coalesce(daily_orders.orders, 0) as {{ dbt.type_bigint() }}) as orders,
         cast(coalesce(daily_orders.revenue_usd, 0) as decimal(18, 2)) as revenue_usd,
-        cast(round(daily_orders.revenue_usd / nullif(daily_orders.completed_orders, 0), 2) as decimal(18, 2)) as aov_usd,
+        cast({{ cxloop_round_ratio('daily_orders.revenue_usd', 'daily_orders.completed_orders', 2) }} as decimal(18, 2)) as aov_usd,
         {% if has_payments %}
         cast(coalesce(daily_payments.payment_attempts, 0) as {{ dbt.type_bigint() }}) as payment_attempts,
         {{ cxloop_ratio('daily_payments.payment_successes', 'daily_payments.payment_attempts') }} as payment_success_rate,

@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from orchestration.defs.ingest.assets import WAREHOUSE_POOL
+from orchestration.lib import lake
 from orchestration.lib.dbt import CxloopTranslator, dbt_project
 from orchestration.lib.failpoints import failpoint
 from orchestration.lib.settings import Settings, get_settings
@@ -57,12 +58,19 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     absent = [s for s in DBT_INPUTS if s not in present]
     if absent:
         context.log.info(f"sources with no data: {absent}; models requiring them are skipped")
+    if settings.engine != "duckdb":
+        # Spark reads the raw layer and the Python assets' tables from the Parquet lake (docs/engines.md).
+        lake.export_sources(settings, dbt_project().manifest_path)
     invocation = dbt.cli(dbt_build_args(present, settings.model_vars()), context=context,
                          target_path=invocation_target(settings, context))
     for built, event in enumerate(invocation.stream(), start=1):
         yield event
         if built == 3:
             failpoint("dbt.mid_build")
+    if settings.engine != "duckdb":
+        # The Python assets keep reading the warehouse file: views there over the tables Spark wrote.
+        with connect(settings) as con:
+            lake.attach_marts(con, settings, lake.table_models(dbt_project().manifest_path))
 
 
 @dbt_assets(
