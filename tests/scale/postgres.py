@@ -1,7 +1,7 @@
 """A throwaway Postgres server from Debian's packages, for the scale-out tests.
 
-`postgres_server` (a module fixture) runs `initdb` into a fresh temporary folder, starts the server with
-`pg_ctl` on 127.0.0.1 and a free port (password authentication over TCP, no durability: nothing here outlives
+`PostgresServer` (the module fixture `postgres_server` in conftest.py) runs `initdb` into a fresh temporary
+folder, starts the server with `pg_ctl` on 127.0.0.1 and a free port (password authentication over TCP, no durability: nothing here outlives
 the test), and stops and removes it afterwards. Postgres refuses to run as root, so under uid 0 the folder
 belongs to the `postgres` user and every server command runs through `runuser -u postgres --`.
 
@@ -16,14 +16,14 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+
+from tests.browser import free_port
 
 SUPERUSER = "postgres"
 # What Dagster and MLflow are given: SQLAlchemy 2.1 reads a bare `postgresql://` as psycopg 3, and cxloop
@@ -42,12 +42,6 @@ def bin_dir() -> Path:
         pytest.fail("no Postgres server binaries in /usr/lib/postgresql/*/bin: run `make scale-services`, "
                     "which installs Debian's postgresql", pytrace=False)
     return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresServer:
@@ -151,13 +145,3 @@ class PostgresServer:
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
             except (ProcessLookupError, ValueError):
                 pass
-
-
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A running throwaway Postgres server for the module's tests; stopped and removed afterwards."""
-    server = PostgresServer()
-    try:
-        yield server.start()
-    finally:
-        server.stop()

@@ -32,7 +32,7 @@ import simulator
 from orchestration.cli import prepare
 from orchestration.lib.settings import PROJECT_ROOT, Settings, get_settings
 from tests.conftest import TEST_KEY, use_installation
-from tests.scale.postgres import PostgresServer, postgres_server  # noqa: F401 - the fixture
+from tests.scale.postgres import PostgresServer
 
 pytestmark = pytest.mark.scale
 

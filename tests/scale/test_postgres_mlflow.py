@@ -11,11 +11,7 @@ its alias as a native LightGBM booster with MLflow's unpickling off.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -29,8 +25,9 @@ from ml.config import CHAMPION, MODEL_NAMES
 from ml.tracking import Store
 from orchestration.cli import execute, prepare
 from orchestration.lib.settings import PROJECT_ROOT, Settings, get_settings
+from tests.browser import Server, free_port, start_server
 from tests.e2e.conftest import ML_SHOP, ml_installation
-from tests.scale.postgres import PostgresServer, free_port, postgres_server  # noqa: F401 - the fixture
+from tests.scale.postgres import PostgresServer
 
 pytestmark = pytest.mark.scale
 
@@ -41,49 +38,29 @@ SERVED = "mlflow-artifacts:/"
 SERVER_SCRIPT = PROJECT_ROOT / "deploy" / "mlflow" / "server.sh"
 
 
+@dataclass
 class TrackingServer:
     """deploy/mlflow/server.sh on a free port: Postgres backend store, artifacts served from `destination`."""
 
-    def __init__(self, root: Path, backend_store_uri: str):
-        self.destination = root / "artifacts"
-        self.destination.mkdir()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = root / "server.log"
-        self.log = self.log_path.open("w")
+    server: Server
+    destination: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @classmethod
+    def start(cls, root: Path, backend_store_uri: str) -> "TrackingServer":
+        destination = root / "artifacts"
+        destination.mkdir()
+        port = free_port()
         env = {**os.environ, "MLFLOW": str(Path(sys.executable).with_name("mlflow")),
                "CXLOOP_MLFLOW_BACKEND_STORE_URI": backend_store_uri,
-               "CXLOOP_MLFLOW_ARTIFACTS_DESTINATION": str(self.destination),
-               "CXLOOP_MLFLOW_HOST": "127.0.0.1", "CXLOOP_MLFLOW_PORT": str(self.port), "CXLOOP_MLFLOW_WORKERS": "1"}
-        self.proc = subprocess.Popen(["bash", str(SERVER_SCRIPT)], env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"mlflow server did not answer on {self.url} within {timeout} s:\n"
-                    f"{self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        # The server's workers are its children, in the session it leads.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.log.close()
+               "CXLOOP_MLFLOW_ARTIFACTS_DESTINATION": str(destination),
+               "CXLOOP_MLFLOW_HOST": "127.0.0.1", "CXLOOP_MLFLOW_PORT": str(port), "CXLOOP_MLFLOW_WORKERS": "1"}
+        server = start_server(["bash", SERVER_SCRIPT], f"http://127.0.0.1:{port}/health", timeout=180, env=env)
+        server.url = f"http://127.0.0.1:{port}"
+        return cls(server=server, destination=destination)
 
 
 @dataclass
@@ -104,11 +81,11 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory, postgres_server: PostgresServer) -> Iterator[TrackingServer]:
-    server = TrackingServer(tmp_path_factory.mktemp("mlflow-server"), postgres_server.create_database(DATABASE))
+    tracking = TrackingServer.start(tmp_path_factory.mktemp("mlflow-server"), postgres_server.create_database(DATABASE))
     try:
-        yield server
+        yield tracking
     finally:
-        server.stop()
+        tracking.server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +102,6 @@ def trained(tmp_path_factory, tracking_server: TrackingServer, postgres_server: 
         mp.setenv("MLFLOW_REGISTRY_URI", tracking_server.url)
         settings = get_settings()
         prepare(settings, quiet=True)
-        tracking_server.wait_ready()
         started = time.monotonic()
         result = execute("platform_job", settings, tags={"cxloop/trigger": "test"})
         seconds = time.monotonic() - started
