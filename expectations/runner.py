@@ -10,6 +10,9 @@ The outcome keeps customer data out: GX echoes unexpected values, so the runner 
 It asks GX only for counts and the positions of a few offending rows, and builds each sample itself from the
 columns `privacy.is_sensitive` allows (the row's key, `_file`/`_line`, and the rule's columns when they are not
 sensitive). Exception messages are scrubbed of quoted values before they are kept.
+
+A table larger than memory goes through `validate_batches`: row-wise rules run batch by batch and their verdicts
+add up, and rules over a whole column (uniqueness) run once on a frame holding only their columns and the key.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -34,6 +37,8 @@ SAMPLE_SIZE = 5
 _PARTIAL_COUNT = 4 * SAMPLE_SIZE
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": _PARTIAL_COUNT}
 _TYPE_EXPECTATIONS = frozenset({"expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"})
+# Rules whose verdict on a row depends on other rows: they need every row of their columns in one frame.
+WHOLE_COLUMN_EXPECTATIONS = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
 _MESSAGE_LIMIT = 300
 
 _lock = threading.Lock()
@@ -127,52 +132,140 @@ class Outcome:
         return f"{self.suite}: " + " | ".join(parts)
 
 
+# `read(None)` yields a table's rows in batches of every column (at least one batch, empty for an empty table);
+# `read(columns)` yields every row of just those columns, in as many batches as it likes.
+Reader = Callable[[Sequence[str] | None], Iterable[pd.DataFrame]]
+
+
 def validate(df: pd.DataFrame, suite: Suite) -> Outcome:
-    """Run every rule of `suite` on `df` in one GX validation and return a PII-free outcome."""
-    frame = _prepare(df)
+    """Run every rule of `suite` on `df` and return a PII-free outcome."""
+    return validate_batches(lambda columns: [df if columns is None else df[list(columns)]], suite)
+
+
+def validate_batches(read: Reader, suite: Suite) -> Outcome:
+    """Run every rule of `suite` on a table that `read` hands over in batches; memory follows the batch size.
+
+    Row-wise rules (nulls, ranges, sets, patterns, types) run on each batch of `read(None)`, and their verdicts
+    merge: counts add up, the percentage is taken over every row checked, samples are the first distinct ones,
+    and a rule that raises on any batch is an error. Rules over whole columns (uniqueness) then run once, on
+    the rows of `read(key + their columns)` put in one frame: a narrow frame, not the table.
+    """
+    row_rules = [rule for rule in suite.rules if rule.expectation not in WHOLE_COLUMN_EXPECTATIONS]
+    column_rules = [rule for rule in suite.rules if rule.expectation in WHOLE_COLUMN_EXPECTATIONS]
+    tallies: dict[str, _Tally] = {}
     errors: dict[str, RuleError] = {}
+    rows = 0
+    columns: list[str] | None = None
+    for batch in read(None):
+        frame = _prepare(batch)
+        if columns is None:
+            columns = [str(column) for column in frame.columns]
+        rows += len(frame)
+        _evaluate(frame, row_rules, suite, tallies, errors)
+    if columns is None:
+        raise ValueError(f"suite {suite.name}: the reader yielded no batch (an empty table is one empty batch)")
+
+    if column_rules:
+        _evaluate_columns(read, columns, column_rules, suite, tallies, errors)
+
+    failures = [failure for rule in suite.rules if rule.name in tallies and rule.name not in errors
+                if (failure := tallies[rule.name].merged()) is not None]
+    evaluated = sum(1 for rule in suite.rules if rule.name in tallies and rule.name not in errors)
+    ordered_errors = [errors[rule.name] for rule in suite.rules if rule.name in errors]
+    return Outcome(suite=suite.name, rows=rows, success=not failures and not ordered_errors,
+                   evaluated=evaluated, failures=failures, errors=ordered_errors)
+
+
+@dataclass
+class _Tally:
+    """One rule's verdicts over the batches it was evaluated on."""
+
+    batches: int = 0
+    checked: int = 0  # rows GX judged (not missing, within the row condition): the percentage's base
+    failures: list[RuleFailure] = field(default_factory=list)
+
+    def add(self, failure: RuleFailure | None, result: Mapping[str, Any]) -> None:
+        self.batches += 1
+        elements = result.get("element_count")
+        if isinstance(elements, (int, np.integer)):
+            self.checked += int(elements) - int(result.get("missing_count") or 0)
+        if failure is not None:
+            self.failures.append(failure)
+
+    def merged(self) -> RuleFailure | None:
+        if not self.failures:
+            return None
+        first = self.failures[0]
+        aggregate = first.unexpected_count is None or first.expectation == "expect_table_columns_to_match_set"
+        if self.batches == 1 or aggregate:
+            return first  # GX's own figures, or a verdict on the column's dtype or the table's columns
+        count = sum(failure.unexpected_count or 0 for failure in self.failures)
+        sample: list[Any] = []
+        for item in (item for failure in self.failures for item in failure.sample):
+            if item not in sample and len(sample) < SAMPLE_SIZE:
+                sample.append(item)
+        percent = 100 * count / self.checked if self.checked else first.unexpected_percent
+        return replace(first, unexpected_count=count, unexpected_percent=percent, sample=sample)
+
+
+def _evaluate_columns(read: Reader, columns: list[str], rules: list[Rule], suite: Suite,
+                      tallies: dict[str, _Tally], errors: dict[str, RuleError]) -> None:
+    """Whole-column rules on one frame of the suite's key and the rules' columns that exist."""
+    wanted = [column for column in suite.key if column in columns]
+    for rule in rules:
+        wanted += [column for column in rule.columns if column in columns and column not in wanted]
+    batches = list(read(wanted))
+    frame = _prepare(pd.concat(batches, ignore_index=True) if len(batches) > 1 else batches[0]) if batches \
+        else pd.DataFrame(columns=wanted)
+    # A rule on a column the table lacks is an error named after the table's columns, not the narrow frame's.
+    for rule in rules:
+        missing = [column for column in rule.columns if column not in columns]
+        if missing:
+            errors[rule.name] = _error(rule, f"missing column {', '.join(map(repr, missing))}", columns)
+    _evaluate(frame, rules, suite, tallies, errors)
+
+
+def _evaluate(frame: pd.DataFrame, rules: Sequence[Rule], suite: Suite, tallies: dict[str, _Tally],
+              errors: dict[str, RuleError]) -> None:
+    """One GX validation of the rules not yet in `errors` on `frame`, recorded into `tallies` and `errors`."""
+    pending: list[Rule] = []
     expectations = []
-    for rule in suite.rules:
+    for rule in rules:
+        if rule.name in errors:
+            continue  # an error on an earlier batch stands: no verdict can be merged with it
         missing = [column for column in rule.columns if column not in frame.columns]
         if missing:
             # GX would raise too, but for some expectations only an IndexError that names nothing.
-            errors[rule.name] = _error(rule, f"missing column {', '.join(map(repr, missing))}", frame)
+            errors[rule.name] = _error(rule, f"missing column {', '.join(map(repr, missing))}", frame.columns)
             continue
         try:
             expectations.append(_expectation(rule))
         except Exception as exc:  # a misconfigured rule must not hide the verdicts of the others
-            errors[rule.name] = _error(rule, f"invalid rule: {type(exc).__name__}: {exc}", frame)
-
-    results: dict[str, Any] = {}
-    if expectations:
-        import great_expectations as gx
-
-        with _lock:
-            batch = _batch_definition_for_process().get_batch(batch_parameters={"dataframe": frame})
-            validation = batch.validate(gx.ExpectationSuite(name=suite.name, expectations=expectations),
-                                        result_format=_RESULT_FORMAT)
-        results = {result.expectation_config.meta["rule"]: result for result in validation.results}
-
-    failures: list[RuleFailure] = []
-    evaluated = 0
-    for rule in suite.rules:
-        if rule.name in errors:
+            errors[rule.name] = _error(rule, f"invalid rule: {type(exc).__name__}: {exc}", frame.columns)
             continue
+        pending.append(rule)
+    if not expectations:
+        return
+
+    import great_expectations as gx
+
+    with _lock:
+        batch = _batch_definition_for_process().get_batch(batch_parameters={"dataframe": frame})
+        validation = batch.validate(gx.ExpectationSuite(name=suite.name, expectations=expectations),
+                                    result_format=_RESULT_FORMAT)
+    results = {result.expectation_config.meta["rule"]: result for result in validation.results}
+    for rule in pending:
         result = results.get(rule.name)
         if result is None:
-            errors[rule.name] = _error(rule, "GX returned no result for this rule", frame)
+            errors[rule.name] = _error(rule, "GX returned no result for this rule", frame.columns)
             continue
         raised = _raised_messages(result.exception_info)
         if raised:
-            errors[rule.name] = _error(rule, "; ".join(raised), frame)
+            errors[rule.name] = _error(rule, "; ".join(raised), frame.columns)
             continue
-        evaluated += 1
-        if not result.success:
-            failures.append(_failure(rule, result.result or {}, frame, suite))
-
-    ordered_errors = [errors[rule.name] for rule in suite.rules if rule.name in errors]
-    return Outcome(suite=suite.name, rows=len(frame), success=not failures and not ordered_errors,
-                   evaluated=evaluated, failures=failures, errors=ordered_errors)
+        details = result.result or {}
+        failure = None if result.success else _failure(rule, details, frame, suite)
+        tallies.setdefault(rule.name, _Tally()).add(failure, details)
 
 
 def _batch_definition_for_process() -> Any:
@@ -251,8 +344,8 @@ def _raised_messages(info: Any) -> list[str]:
     return messages
 
 
-def _error(rule: Rule, message: str, frame: pd.DataFrame) -> RuleError:
-    allowed = {str(column) for column in frame.columns} | set(rule.columns)
+def _error(rule: Rule, message: str, columns: Iterable[Any]) -> RuleError:
+    allowed = {str(column) for column in columns} | set(rule.columns)
     return RuleError(rule=rule.name, expectation=rule.expectation, column=_column_label(rule),
                      severity=rule.severity, message=_scrub(message, allowed))
 

@@ -80,3 +80,25 @@ def test_raw_check_sample_never_shows_pseudonyms_or_text(cx, checks):
     with connect(cx, read_only=True) as con:
         key = con.execute("select customer_key from raw.tickets").fetchone()[0]
     assert key not in dumped
+
+
+def test_mart_check_in_batches_counts_every_batch_and_duplicates_across_them(cx, checks, monkeypatch):
+    from orchestration.defs.quality import checks as module
+
+    monkeypatch.setattr(module, "CHECK_BATCH_VECTORS", 1)  # batches of 2,048 rows: 5,000 days make three
+    frame = kpi_frame(days=5000)
+    frame.loc[[7, 2100, 4999], "conversion_rate"] = 1.5  # one bad rate in each batch
+    frame.loc[4500, "date"] = frame.loc[10, "date"]  # a duplicate day split between the first and last batch
+    write_mart(cx, "kpi_daily", frame)
+
+    result = checks["kpi_daily_meets_expectations"]()
+
+    assert not result.passed
+    assert result.metadata["rows"].value == 5000
+    failures = {f["rule"]: f for f in result.metadata["failures"].data}
+    rate = next(f for rule, f in failures.items() if "conversion_rate" in rule)
+    assert rate["unexpected_count"] == 3
+    assert rate["unexpected_percent"] == pytest.approx(100 * 3 / 5000)
+    assert sorted(item["conversion_rate"] for item in rate["sample"]) == [1.5, 1.5, 1.5]
+    duplicate = next(f for rule, f in failures.items() if "unique" in rule)
+    assert duplicate["unexpected_count"] == 2

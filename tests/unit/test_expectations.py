@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from expectations import SUITES, Outcome, Rule, Suite, marts, raw, suite_for, validate
+from expectations import SUITES, Outcome, Rule, Suite, marts, raw, suite_for, validate, validate_batches
 from expectations.runner import _scrub
 from expectations.suite import KINDS, accepted_values, between, matches, unique
 
@@ -608,3 +608,39 @@ def test_error_messages_lose_quoted_values_but_keep_names():
     assert CANARY not in message and "example.com" not in message
     assert '"body"' in message and "'str' vs 'int'" in message and "Traceback" not in message
     assert "[hex]" in _scrub("bad key a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1", allowed=set())
+
+
+def test_batches_merge_to_the_verdict_of_the_whole_frame():
+    suite = Suite("t", (between("t", "amount", 0, 100), accepted_values("t", "status", ["ok", "late"]),
+                        unique("t", "code")), key=("id",))
+    frame = warehouse_frame({"id": "INTEGER", "amount": "DECIMAL(18,2)", "status": "VARCHAR", "code": "VARCHAR"}, [
+        {"id": i, "amount": {3: -1, 11: 250, 17: None}.get(i, i), "status": "lost" if i in (5, 16) else "ok",
+         "code": "dup" if i in (2, 14) else f"c{i}"}
+        for i in range(18)
+    ])
+
+    def read(columns):
+        selected = frame if columns is None else frame[list(columns)]
+        return [selected.iloc[start:start + 5] for start in range(0, len(selected), 5)]
+
+    whole, batched = validate(frame, suite), validate_batches(read, suite)
+
+    assert batched.rows == whole.rows == 18
+    assert batched.evaluated == whole.evaluated == 3
+    assert [(f.rule, f.unexpected_count) for f in batched.failures] == \
+        [(f.rule, f.unexpected_count) for f in whole.failures] == \
+        [("t.amount.range", 2), ("t.status.accepted_values", 2), ("t.code.unique", 2)]
+    for merged, single in zip(batched.failures, whole.failures, strict=True):
+        assert merged.unexpected_percent == pytest.approx(single.unexpected_percent)
+        assert sorted(map(str, merged.sample)) == sorted(map(str, single.sample))
+
+
+def test_a_rule_that_raises_on_any_batch_is_an_error():
+    suite = Suite("t", (between("t", "amount", 0, 100),), key=("id",))
+    good = pd.DataFrame({"id": [1, 2], "amount": [5.0, 7.0]})
+    odd = pd.DataFrame({"id": [3], "amount": pd.Series(["five"], dtype=object)})
+
+    outcome = validate_batches(lambda columns: [good, odd], suite)
+
+    assert not outcome.success and outcome.severity == "error"
+    assert [error.rule for error in outcome.errors] == ["t.amount.range"] and not outcome.failures
