@@ -8,6 +8,7 @@ UV_VERSION := 0.13.8
 HOST ?= 127.0.0.1
 DAGSTER_PORT ?= 3000
 MLFLOW_PORT ?= 5000
+TEST_WORKERS ?= 2
 
 export CXLOOP_HOME := $(CURDIR)
 
@@ -57,8 +58,10 @@ scale-services:
 run: $(STAMP)
 	$(BIN)/cxloop run
 
+# The suite runs on TEST_WORKERS pytest-xdist workers, a test module per worker (`--dist loadfile`) so each
+# module's installation is built once; `TEST_WORKERS=0` runs it in one process.
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Separate processes killed by SIGKILL, runs launched together, a tracking server going down, erasure followed
 # by a rebuild from landing: minutes each, so outside `make test`; CI runs both.
@@ -66,7 +69,7 @@ test-faults: $(STAMP)
 	$(BIN)/python -m pytest -m faults tests/faults
 
 test-scale: $(STAMP) scale-services
-	$(BIN)/python -m pytest -m scale tests/scale
+	$(BIN)/python -m pytest -m scale -n $(TEST_WORKERS) --dist loadfile tests/scale
 
 # Full build, next-day incremental run and the hand-written DuckDB floor at 1M and 10M events; 100M on request:
 # `make bench BENCH_EVENTS=100M`.

@@ -11,10 +11,12 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,17 +79,35 @@ def write_instance_yaml(settings: Settings) -> bool:
     return True
 
 
+# What `dbt parse` writes that others read, moved into the project's target/ in this order (the manifest last).
+PARSE_OUTPUTS = ("partial_parse.msgpack", "semantic_manifest.json", "manifest.json")
+
+
 def prepare(settings: Settings, quiet: bool = False) -> None:
-    """Directories, the Dagster instance config, and the dbt manifest (`dbt parse`)."""
+    """Directories, the Dagster instance config, and the dbt manifest (`dbt parse`).
+
+    dbt parses into a private folder and the manifest is then renamed into the project's `target/`, so a
+    process loading the definitions (the Dagster UI, a run, another installation's `prepare`) never reads a
+    half-written manifest. The previous partial-parse state is copied in first, so parsing stays incremental.
+    """
     settings.ensure_dirs()
     write_instance_yaml(settings)
-    dbt = Path(sys.executable).with_name("dbt")
-    cmd = [str(dbt), "parse", "--project-dir", str(settings.dbt_project_dir),
-           "--profiles-dir", str(settings.dbt_project_dir), "--target", settings.dbt_target, "--quiet"]
-    proc = subprocess.run(cmd, env={**os.environ, **settings.environ()}, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        raise SystemExit(f"dbt parse failed (exit {proc.returncode})")
+    target = settings.dbt_project_dir / "target"
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".parse-", dir=target) as private:
+        if (target / PARSE_OUTPUTS[0]).exists():
+            shutil.copy2(target / PARSE_OUTPUTS[0], private)
+        dbt = Path(sys.executable).with_name("dbt")
+        cmd = [str(dbt), "parse", "--project-dir", str(settings.dbt_project_dir),
+               "--profiles-dir", str(settings.dbt_project_dir), "--target", settings.dbt_target,
+               "--target-path", private, "--quiet"]
+        proc = subprocess.run(cmd, env={**os.environ, **settings.environ()}, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout + proc.stderr)
+            raise SystemExit(f"dbt parse failed (exit {proc.returncode})")
+        for name in PARSE_OUTPUTS:
+            if (Path(private) / name).exists():
+                os.replace(Path(private) / name, target / name)
     if not quiet:
         print(f"prepared: dbt manifest in {settings.dbt_project_dir / 'target'}, "
               f"Dagster instance in {settings.dagster_home}")

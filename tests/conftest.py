@@ -47,7 +47,10 @@ def _no_telemetry():
 
 def pytest_configure(config: pytest.Config) -> None:
     """`dbt parse` before collection, as `cxloop prepare` does before any run: test modules import the
-    Dagster definitions, which read the dbt manifest."""
+    Dagster definitions, which read the dbt manifest. Under pytest-xdist the controller parses once, before it
+    starts the workers."""
+    if hasattr(config, "workerinput"):
+        return
     import tempfile
 
     from orchestration.cli import prepare
