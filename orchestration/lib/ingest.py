@@ -27,7 +27,9 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from orchestration.lib import contract
 from orchestration.lib.failpoints import failpoint
@@ -274,12 +276,48 @@ def _future_limit_sql() -> str:
 
 
 # DuckDB's JSON reader accepts trailing commas, NaN and Infinity, which RFC 8259 does not. Lines that might
-# use them (a cheap byte search) are parsed strictly in Python; the rest are left to DuckDB.
+# use them (a pattern search, in DuckDB) are parsed strictly in Python; the rest are left to DuckDB.
 LENIENT_JSON_RE = re.compile(rb",\s*[}\]]|NaN|Infinity")
+# The same pattern for DuckDB's RE2, whose `\s` lacks the vertical tab Python's has.
+LENIENT_JSON_SQL = r",[ \t\n\r\f\v]*[}\]]|NaN|Infinity"
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
+
+
+_WHITESPACE = b" \t\n\r\x0b\x0c"
+
+
+def _split_utf8_lines(data: bytes) -> tuple[np.ndarray, pa.LargeStringArray, np.ndarray] | None:
+    """Line numbers, text and too-long flags of the non-blank lines of a UTF-8 file with `\n` line ends.
+
+    Most files are such files, and they need no Python loop over their lines: the lines are cut with numpy and
+    handed to Arrow as slices of the file's own bytes. Any other file (invalid UTF-8 somewhere, `\r` line ends)
+    returns None and goes line by line, which gives the same records (blank lines skipped, lines numbered as
+    `bytes.splitlines` numbers them).
+    """
+    if b"\r" in data:
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buffer == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))
+    stops = np.concatenate((ends, [len(data)]))
+    # A line that starts with a visible byte is not blank (every JSON object does); the few that start with
+    # whitespace are judged one by one.
+    first = buffer[np.minimum(starts, max(len(data) - 1, 0))] if len(data) else np.zeros(len(starts), np.uint8)
+    keep = (stops > starts) & ~np.isin(first, np.frombuffer(_WHITESPACE, dtype=np.uint8))
+    for line in np.flatnonzero((stops > starts) & ~keep):
+        keep[line] = bool(data[starts[line]:stops[line]].strip(_WHITESPACE))
+    # Each line with its `\n` is one contiguous slice of the file; the `\n` is cut afterwards.
+    offsets = np.concatenate((starts, [len(data)])).astype(np.int64)
+    lines = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets), pa.py_buffer(data))
+    raw = pc.utf8_rtrim(lines.filter(pa.array(keep)), characters="\n")
+    return np.flatnonzero(keep) + 1, raw, (stops - starts)[keep] > contract.MAX_EVENT_LINE_BYTES
 
 
 def _strict_json(text: str) -> bool:
@@ -715,42 +753,58 @@ class Ingestor:
 
     def _parse_events(self, landed: LandedFile, data: bytes) -> pa.Table:
         """One record per non-empty line, with its line number and encoding and size flags."""
-        line_no: list[int] = []
-        texts: list[str] = []
-        enc_ok: list[bool] = []
-        too_long: list[bool] = []
-        lenient: list[bool] = []
-        for i, raw in enumerate(data.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            line_no.append(i)
-            too_long.append(len(raw) > contract.MAX_EVENT_LINE_BYTES)
-            text, ok = _decode(raw)
-            texts.append(text)
-            enc_ok.append(ok)
-            lenient.append(ok and LENIENT_JSON_RE.search(raw) is not None and not _strict_json(text))
-        n = len(line_no)
+        split = _split_utf8_lines(data)
+        if split is not None:
+            line_no, raw, too_long = split
+            enc_ok = np.ones(len(raw), dtype=bool)
+        else:
+            line_no, texts, enc_ok, too_long = [], [], [], []
+            for i, raw_line in enumerate(data.splitlines(), start=1):
+                if not raw_line.strip():
+                    continue
+                line_no.append(i)
+                too_long.append(len(raw_line) > contract.MAX_EVENT_LINE_BYTES)
+                text, ok = _decode(raw_line)
+                texts.append(text)
+                enc_ok.append(ok)
+            raw = pa.array(texts, pa.large_string())
+        n = len(raw)
         return pa.table({
             "_file": pa.array([landed.rel_path] * n, pa.string()),
             "_delivery_date": pa.array([landed.delivery_date] * n, pa.date32()),
             "_line": pa.array(line_no, pa.int64()),
-            "_raw": pa.array(texts, pa.large_string()),
+            "_raw": raw,
             "_enc_ok": pa.array(enc_ok, pa.bool_()),
             "_too_long": pa.array(too_long, pa.bool_()),
-            "_not_strict": pa.array(lenient, pa.bool_()),
         })
 
+    @staticmethod
+    def _mark_lenient_json(con: duckdb.DuckDBPyConnection) -> None:
+        """`_lenient`: the staged lines that only a lenient JSON parser accepts (`LENIENT_JSON_RE`)."""
+        candidates = con.execute(
+            "select _file, _line, _raw from _records where _enc_ok and not _too_long and regexp_matches(_raw, ?)",
+            [LENIENT_JSON_SQL],
+        ).fetchall()
+        lenient = [(file, line) for file, line, raw in candidates
+                   if LENIENT_JSON_RE.search(raw.encode("utf-8")) is not None and not _strict_json(raw)]
+        con.register("_lenient_arrow", pa.table({"_file": pa.array([f for f, _ in lenient], pa.string()),
+                                                 "_line": pa.array([l for _, l in lenient], pa.int64())}))
+        con.execute("create or replace temp table _lenient as select * from _lenient_arrow")
+        con.unregister("_lenient_arrow")
+
     def _stage_events_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+        self._mark_lenient_json(con)
         con.execute(
             """
             create or replace temp table _parsed as
-            select *,
-                   case when _too_long or not _enc_ok or _not_strict then false
-                        when json_valid(_raw) then json_type(_raw) = 'OBJECT'
+            select r.*,
+                   case when r._too_long or not r._enc_ok or l._line is not null then false
+                        when json_valid(r._raw) then json_type(r._raw) = 'OBJECT'
                         else false end as _json_ok
-            from _records
+            from _records r left join _lenient l on l._file = r._file and l._line = r._line
             """
         )
+        con.execute("drop table _lenient")
         ts_ok = lambda c: (  # noqa: E731
             f"(regexp_matches(trim({c}), '{TS_RE}') and try_cast(trim({c}) as timestamptz) is not null)"
         )
@@ -785,22 +839,25 @@ class Ingestor:
             checks.append((f"_json_ok and {value} is not null and try_cast({value} as decimal(18,2)) is null",
                            f"events.{key}.number", f"properties.{key} is not a number"))
         violations = ", ".join(f"case when {cond} then '{rule}' end" for cond, rule, _ in checks)
-        messages = ", ".join(f"case when {cond} then '{msg}' end" for cond, _, msg in checks)
+        # Each rule's message from its name, so the conditions run once per line rather than once per list.
+        message_of = " ".join(f"when '{rule}' then '{msg}'" for _, rule, msg in checks)
         pii_json = PII_JSON_RE.pattern.replace("'", "''")
         con.execute(
             f"""
             create or replace temp table _checked as
-            select _file, _delivery_date, _line, unnest(m),
-                   list_filter([{violations}], lambda x: x is not null) as _violations,
-                   list_filter([{messages}], lambda x: x is not null) as _messages,
-                   case when len(list_filter([{violations}], lambda x: x is not null)) > 0 then
+            select * exclude (_raw),
+                   list_transform(_violations, lambda x: case x {message_of} end) as _messages,
+                   case when len(_violations) > 0 then
                        left(cx_mask_text(regexp_replace(_raw, '{pii_json}', '"\\1":"***"', 'g')),
                             {QUARANTINE_TEXT_LIMIT})
                    end as _raw_masked,
-                   case when len(list_filter([{violations}], lambda x: x is not null)) > 0 then _raw end as _raw
-            from (select _file, _delivery_date, _line, _raw, _json_ok, _enc_ok, _too_long,
-                         case when _json_ok then json_transform(_raw, '{EVENT_JSON_SPEC}') end as m
-                  from _parsed)
+                   case when len(_violations) > 0 then _raw end as _raw
+            from (
+                select _file, _delivery_date, _line, unnest(m),
+                       list_filter([{violations}], lambda x: x is not null) as _violations, _raw
+                from (select _file, _delivery_date, _line, _raw, _json_ok, _enc_ok, _too_long,
+                             case when _json_ok then json_transform(_raw, '{EVENT_JSON_SPEC}') end as m
+                      from _parsed))
             """
         )
         con.execute("drop table _parsed")
@@ -808,13 +865,19 @@ class Ingestor:
         con.execute(
             """
             create or replace temp table _pii as
-            select kind, cx_pseudonym(kind, value) as hash, cx_norm(kind, value) as value, _file from (
-                select 'customer_id' as kind, userId as value, _file from _checked where len(_violations) = 0
-                union all select 'ip', context.ip, _file from _checked where len(_violations) = 0
-                union all select k, json_extract_string(traits, '$.' || k), _file
-                from _checked, unnest(['email', 'phone', 'first_name', 'last_name']) t(k)
-                where len(_violations) = 0 and type = 'identify'
-            ) where value is not null and trim(value) <> ''
+            select kind, cx_pseudonym(kind, value) as hash, cx_norm(kind, value) as value, _file,
+                   value as delivered
+            from (
+                -- Each distinct value once: most events repeat a user id and an IP seen in the batch before.
+                select kind, value, min(_file) as _file from (
+                    select 'customer_id' as kind, userId as value, _file from _checked where len(_violations) = 0
+                    union all select 'ip', context.ip, _file from _checked where len(_violations) = 0
+                    union all select k, json_extract_string(traits, '$.' || k), _file
+                    from _checked, unnest(['email', 'phone', 'first_name', 'last_name']) t(k)
+                    where len(_violations) = 0 and type = 'identify'
+                ) where value is not null and trim(value) <> ''
+                group by kind, value
+            )
             """
         )
         prop = lambda k: f"json_extract_string(properties, '$.{k}')"  # noqa: E731
@@ -823,14 +886,14 @@ class Ingestor:
         pii_null = ", ".join(f'"{k}": null' for k in TRAITS_PII)
         select_sql = f"""
             select messageId as message_id, type, event, anonymousId as anonymous_id,
-                   cx_pseudonym('customer_id', userId) as customer_key,
+                   customer.hash as customer_key,
                    {utc('"timestamp"')} as device_ts, {utc('sentAt')} as sent_at,
                    {utc('receivedAt')} as received_at,
                    context.channel as channel, context.page.url as page_url, context.page.path as page_path,
                    context.page.referrer as page_referrer, context.page.title as page_title,
                    context.campaign.source as campaign_source, context.campaign.medium as campaign_medium,
                    context.campaign.name as campaign_name, context.device.id as device_id,
-                   context.device.type as device_type, cx_pseudonym('ip', context.ip) as ip_hash,
+                   context.device.type as device_type, ip.hash as ip_hash,
                    context.userAgent as user_agent,
                    {prop('order_id')} as order_id,
                    try_cast({prop('revenue')} as decimal(18,2)) as revenue,
@@ -843,8 +906,11 @@ class Ingestor:
                    json_merge_patch(traits, '{{{pii_null}}}')::varchar as traits,
                    {trait('email')} as email_hash, {trait('phone')} as phone_hash,
                    {trait('first_name')} as first_name_hash, {trait('last_name')} as last_name_hash,
-                   _file, _line, _delivery_date, _violations
+                   _checked._file, _line, _delivery_date, _violations
             from _checked
+            -- The pseudonyms of user ids and IPs, hashed once per distinct value in `_pii`.
+            left join _pii customer on customer.kind = 'customer_id' and customer.delivered = userId
+            left join _pii ip on ip.kind = 'ip' and ip.delivered = context.ip
         """
         return select_sql
 

@@ -176,7 +176,42 @@ def test_json_that_only_a_lenient_parser_accepts_is_malformed(cx):
     trailing_comma = event("tc")[:-1] + ',}'
     nan = event("nan", properties={"total": 1}).replace('"total": 1', '"total": NaN')
     text_with_nan_word = event("ok", properties={"query": "NaN, Infinity ,]"})
-    land(cx.landing_dir, "events", "2026-01-02", "a.jsonl", "\n".join([trailing_comma, nan, text_with_nan_word]))
+    vertical_tab = event("vt")[:-1] + ",\x0b}"
+    lines = [trailing_comma, nan, text_with_nan_word, vertical_tab]
+    land(cx.landing_dir, "events", "2026-01-02", "a.jsonl", "\n".join(lines))
+    land(cx.landing_dir, "events", "2026-01-02", "b.jsonl", "\r\n".join(lines))  # parsed line by line
     result = Ingestor(cx).load_source("events")
-    assert result.rows_loaded == 1
-    assert rows(cx, "select _line, rule from raw.quarantine order by _line") == [(1, "events.json"), (2, "events.json")]
+    assert [file.rows_loaded for file in result.files] == [1, 1]
+    quarantined = [(1, "events.json"), (2, "events.json"), (4, "events.json")]
+    assert rows(cx, "select _line, rule from raw.quarantine where _file like '%a.jsonl' order by _line") == quarantined
+    assert rows(cx, "select _line, rule from raw.quarantine where _file like '%b.jsonl' order by _line") == quarantined
+
+
+@pytest.mark.parametrize("data", [
+    b'{"a":1}\n{"b":2}\n',
+    b'{"a":1}\n\n   \n\t{"b": "x y"}  \n{"c":3}',  # blank and whitespace-only lines, no final newline
+    b'\n\n{"a":"\xc3\xa9t\xc3\xa9"}\n' + b'{"pad":"' + b"x" * (1 << 20) + b'"}\n',  # UTF-8 text, a line over 1 MiB
+    b"",
+    b'{"a":1,}\n{"b":NaN}\n{"c":"NaN, Infinity"}\n',  # JSON only a lenient parser takes: judged in DuckDB later
+])
+def test_clean_files_cut_by_numpy_give_the_records_of_the_line_by_line_parse(cx, monkeypatch, data):
+    from datetime import date
+
+    from orchestration.lib import ingest
+
+    assert ingest._split_utf8_lines(data) is not None
+    landed = ingest.LandedFile(source="events", path=cx.landing_dir / "events.jsonl",
+                               rel_path="events/2026-03-01/events.jsonl", delivery_date=date(2026, 3, 1))
+    fast = Ingestor(cx)._parse_events(landed, data)
+    monkeypatch.setattr(ingest, "_split_utf8_lines", lambda _: None)
+    slow = Ingestor(cx)._parse_events(landed, data)
+
+    assert fast.schema == slow.schema
+    assert fast.to_pylist() == slow.to_pylist()
+
+
+@pytest.mark.parametrize("data", [b'{"a":1}\r\n{"b":2}\r\n', b'{"a":1}\r{"b":2}', b'{"a":"\xff"}\n'])
+def test_files_with_other_line_ends_or_bad_utf8_go_line_by_line(data):
+    from orchestration.lib import ingest
+
+    assert ingest._split_utf8_lines(data) is None
