@@ -215,8 +215,7 @@ def _evaluate_columns(read: Reader, columns: list[str], rules: list[Rule], suite
     for rule in rules:
         wanted += [column for column in rule.columns if column in columns and column not in wanted]
     batches = list(read(wanted))
-    frame = _prepare(pd.concat(batches, ignore_index=True) if len(batches) > 1 else batches[0]) if batches \
-        else pd.DataFrame(columns=wanted)
+    frame = _prepare(pd.concat(batches, ignore_index=True)) if batches else pd.DataFrame(columns=wanted)
     # A rule on a column the table lacks is an error named after the table's columns, not the narrow frame's.
     for rule in rules:
         missing = [column for column in rule.columns if column not in columns]

@@ -278,7 +278,7 @@ def _future_limit_sql() -> str:
 # DuckDB's JSON reader accepts trailing commas, NaN and Infinity, which RFC 8259 does not. Lines that might
 # use them (a pattern search, in DuckDB) are parsed strictly in Python; the rest are left to DuckDB.
 LENIENT_JSON_RE = re.compile(rb",\s*[}\]]|NaN|Infinity")
-# The same pattern for DuckDB's RE2, whose `\s` lacks the vertical tab Python's has.
+# The same pattern for DuckDB's RE2, whose `\s` lacks the vertical tab Python's has: both match the same lines.
 LENIENT_JSON_SQL = r",[ \t\n\r\f\v]*[}\]]|NaN|Infinity"
 
 
@@ -287,6 +287,7 @@ def _reject_constant(name: str):
 
 
 _WHITESPACE = b" \t\n\r\x0b\x0c"
+_WHITESPACE_BYTES = np.frombuffer(_WHITESPACE, dtype=np.uint8)
 
 
 def _split_utf8_lines(data: bytes) -> tuple[np.ndarray, pa.LargeStringArray, np.ndarray] | None:
@@ -307,11 +308,12 @@ def _split_utf8_lines(data: bytes) -> tuple[np.ndarray, pa.LargeStringArray, np.
     ends = np.flatnonzero(buffer == ord("\n"))
     starts = np.concatenate(([0], ends + 1))
     stops = np.concatenate((ends, [len(data)]))
-    # A line that starts with a visible byte is not blank (every JSON object does); the few that start with
-    # whitespace are judged one by one.
-    first = buffer[np.minimum(starts, max(len(data) - 1, 0))] if len(data) else np.zeros(len(starts), np.uint8)
-    keep = (stops > starts) & ~np.isin(first, np.frombuffer(_WHITESPACE, dtype=np.uint8))
-    for line in np.flatnonzero((stops > starts) & ~keep):
+    # A line that starts with a visible byte is not blank (every JSON object does); the few non-empty ones that
+    # start with whitespace are judged one by one.
+    nonempty = stops > starts
+    keep = nonempty.copy()
+    keep[nonempty] = ~np.isin(buffer[starts[nonempty]], _WHITESPACE_BYTES)
+    for line in np.flatnonzero(nonempty & ~keep):
         keep[line] = bool(data[starts[line]:stops[line]].strip(_WHITESPACE))
     # Each line with its `\n` is one contiguous slice of the file; the `\n` is cut afterwards.
     offsets = np.concatenate((starts, [len(data)])).astype(np.int64)
@@ -785,8 +787,7 @@ class Ingestor:
             "select _file, _line, _raw from _records where _enc_ok and not _too_long and regexp_matches(_raw, ?)",
             [LENIENT_JSON_SQL],
         ).fetchall()
-        lenient = [(file, line) for file, line, raw in candidates
-                   if LENIENT_JSON_RE.search(raw.encode("utf-8")) is not None and not _strict_json(raw)]
+        lenient = [(file, line) for file, line, raw in candidates if not _strict_json(raw)]
         con.register("_lenient_arrow", pa.table({"_file": pa.array([f for f, _ in lenient], pa.string()),
                                                  "_line": pa.array([l for _, l in lenient], pa.int64())}))
         con.execute("create or replace temp table _lenient as select * from _lenient_arrow")

@@ -2,7 +2,8 @@
 
 A raw check validates the rows of the source's latest load (earlier loads were checked when they arrived),
 so its cost follows the delivery, not the history. A mart check validates the whole mart. Either way the rows
-reach Great Expectations in batches (`CHECK_BATCH_ROWS`), so a check's memory follows the batch, not the table.
+reach Great Expectations in batches (`CHECK_BATCH_VECTORS`), so a check's memory follows the batch, not the
+table.
 An error-severity failure blocks everything downstream; the check's metadata names each rule, its count and a
 PII-free sample. An expectation that raises is reported as an error, never as a pass.
 """
@@ -32,7 +33,6 @@ def gx_check_result(outcome) -> dg.AssetCheckResult:
 # DuckDB hands results over in vectors of 2,048 rows: 128 of them make a batch of 262,144 rows, about 300 MB of
 # pandas for a raw events batch.
 CHECK_BATCH_VECTORS = 128
-CHECK_BATCH_ROWS = CHECK_BATCH_VECTORS * 2048
 
 
 def warehouse_reader(query: str, params: Sequence[Any] = ()):
