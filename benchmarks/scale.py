@@ -41,6 +41,11 @@ DEFAULT_SIZES = "1M,10M"
 # From this size on DuckDB is given an explicit limit, so it spills to disk rather than take the machine's memory.
 SPILL_FROM_EVENTS = 50_000_000
 SPILL_MEMORY_LIMIT = "16GB"
+# From this size on every event file is gzipped: a year of 100M events is about 72 GB as plain JSONL.
+GZIP_FROM_EVENTS = 50_000_000
+# By hand (--root, --phase), the full build may run as three runs of `platform_job`'s assets, one after another.
+FULL_PARTS = ("ingest", "transform", "rest")
+PHASES = ("simulate", "full", *(f"full:{p}" for p in FULL_PARTS), "floor", "incremental")
 SAMPLE_SECONDS = 0.2
 STAGES = ("ingest", "dbt build", "checks", "features", "training", "scoring", "report", "other", "overhead")
 GB = 1024 ** 3
@@ -237,7 +242,7 @@ def put_back(landing: Path, day: str, aside: Path) -> None:
         shutil.move(str(source_dir / day), str(landing / source_dir.name / day))
 
 
-def run_job(job: str, settings, log_path: Path):
+def run_job(job: str, settings, log_path: Path, asset_selection=None):
     """A job in process as `make run` runs it: (result, start, end) in wall-clock seconds."""
     import contextlib
     import logging
@@ -247,12 +252,47 @@ def run_job(job: str, settings, log_path: Path):
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     started = time.time()
     with log_path.open("w") as log, contextlib.redirect_stdout(log):
-        result = execute(job, settings, tags={"cxloop/trigger": "benchmark"})
+        result = execute(job, settings, tags={"cxloop/trigger": "benchmark"}, asset_selection=asset_selection)
     ended = time.time()
     if not result.success:
         failed = [f"{e.step_key}: {e.message}" for e in result.all_events if e.is_failure]
         raise SystemExit(f"{job} failed:\n  " + "\n  ".join(failed[:3]))
     return result, started, ended
+
+
+def part_selection(part: str) -> list:
+    """The asset keys of one part of `platform_job` (FULL_PARTS), in the order the job runs them: `ingest` is
+    the raw and privacy groups, `transform` the first dbt step (models, features, dbt tests), `rest` the others."""
+    import dagster as dg
+
+    from orchestration.cli import load_definitions
+
+    graph = load_definitions().resolve_asset_graph()
+    every = dg.AssetSelection.all().resolve(graph)
+    ingest = dg.AssetSelection.groups("raw", "privacy").resolve(graph)
+    transform = {key for key in every if graph.get(key).assets_def.node_def.name == "cxloop_dbt_models"}
+    parts = {"ingest": ingest, "transform": transform, "rest": every - ingest - transform}
+    return sorted(parts[part])
+
+
+def merge_profiles(parts: list[dict]) -> dict:
+    """One full build's figures from the profiles of its parts, run one after another."""
+    if len(parts) == 1:
+        return parts[0]
+    rows = {"ingest": sum(p["rows"]["ingest"] for p in parts), "events": parts[0]["rows"]["events"]}
+    stages = {}
+    for stage in STAGES:
+        s = sum(p["stages"][stage]["s"] for p in parts)
+        n_rows = rows["ingest"] if stage == "ingest" else rows["events"]
+        stages[stage] = {"s": round(s, 2), "peak_rss_gb": max(p["stages"][stage]["peak_rss_gb"] for p in parts),
+                         "rows_per_s": round(n_rows / s) if s > 0.05 and stage != "overhead" else None}
+    total = {key: round(sum(p[key] for p in parts), 2) for key in ("wall_s", "data_layer_s", "dbt_step_s",
+                                                                    "dbt_nodes_s")}
+    return {**total, "peak_rss_gb": max(p["peak_rss_gb"] for p in parts), "stages": stages,
+            "slowest_steps": sorted((s for p in parts for s in p["slowest_steps"]), key=lambda kv: -kv[1])[:8],
+            "slowest_dbt_nodes": sorted((n for p in parts for n in p["slowest_dbt_nodes"]),
+                                        key=lambda kv: -kv[1])[:10],
+            "rows": rows, "runs": len(parts)}
 
 
 def compare_with_floor(settings, floor_db: Path) -> dict:
@@ -272,84 +312,160 @@ def compare_with_floor(settings, floor_db: Path) -> dict:
     return out
 
 
-def run_size(events: int, seed: int, keep: bool, memory_limit: str | None) -> dict:
-    """One size end to end in this process; returns its figures."""
-    from benchmarks.installation import fresh_installation
+class Size:
+    """One size's installation under `root` and the figures gathered so far (`out`), phase by phase."""
 
-    customers = customers_for(events)
-    root = Path(tempfile.mkdtemp(prefix=f"cxloop-scale-{label(events)}-"))
-    env = {"CXLOOP_DUCKDB_MEMORY_LIMIT": memory_limit} if memory_limit else {}
-    settings = fresh_installation(root, "benchmark-key", env)
-    sampler = RssSampler()
-    sampler.start()
-    out: dict = {"events_requested": events, "customers": customers, "days": DAYS, "seed": seed,
-                 "duckdb_memory_limit": memory_limit, "root": str(root)}
-    try:
-        print(f"[{label(events)}] simulating {customers:,} customers over {DAYS} days", flush=True)
+    def __init__(self, root: Path, out: dict) -> None:
+        from benchmarks.installation import fresh_installation
+
+        self.root, self.out = root, out
+        limit = out["duckdb_memory_limit"]
+        self.settings = fresh_installation(root, "benchmark-key", {"CXLOOP_DUCKDB_MEMORY_LIMIT": limit} if limit
+                                           else {})
+        self.sampler = RssSampler()
+        self.tag = f"[{label(out['events_requested'])}]"
+
+    def simulate(self) -> None:
+        out, settings = self.out, self.settings
+        print(f"{self.tag} simulating {out['customers']:,} customers over {DAYS} days", flush=True)
         t0 = time.time()
         # A child process, so the simulator's memory is not counted as the platform's.
-        subprocess.run([sys.executable, "-m", "simulator", "--customers", str(customers), "--days", str(DAYS),
-                        "--seed", str(seed), "--out", str(settings.landing_dir), "--truth",
-                        str(settings.truth_dir), "--block-customers", "10000", "--workers", "2", "--quiet"],
+        gzip = ["--gzip-events"] if out["events_requested"] >= GZIP_FROM_EVENTS else []
+        subprocess.run([sys.executable, "-m", "simulator", "--customers", str(out["customers"]), "--days",
+                        str(DAYS), "--seed", str(out["seed"]), "--out", str(settings.landing_dir), "--truth",
+                        str(settings.truth_dir), "--block-customers", "10000", "--workers", "2", "--quiet", *gzip],
                        check=True)
         t1 = time.time()
         summary = json.loads((settings.truth_dir / "summary.json").read_text())
-        event_lines = summary["counts"]["event_lines"]
-        out["simulate"] = {"s": round(t1 - t0, 2), "peak_rss_gb": round(sampler.peak_gb(t0, t1), 2)}
-        out["events"] = event_lines
+        out["simulate"] = {"s": round(t1 - t0, 2), "peak_rss_gb": round(self.sampler.peak_gb(t0, t1), 2),
+                           "gzip_events": bool(gzip)}
+        out["events"] = summary["counts"]["event_lines"]
         out["orders"] = summary["counts"]["orders"]
-
         last_day = summary["period"]["end_date"]
-        held_lines = hold_back(settings.landing_dir, last_day, root / "held_back")
+        held_lines = hold_back(settings.landing_dir, last_day, self.root / "held_back")
         out["held_back"] = {"day": last_day, "event_lines": held_lines}
-        print(f"[{label(events)}] {event_lines:,} event lines ({held_lines:,} of them on {last_day}, held back), "
+        print(f"{self.tag} {out['events']:,} event lines ({held_lines:,} of them on {last_day}, held back), "
               f"{out['orders']:,} orders; simulated in {t1 - t0:.1f} s", flush=True)
 
+    def prepare(self) -> None:
         from orchestration.cli import prepare
 
         t0 = time.time()
-        prepare(settings, quiet=True)
-        out["prepare_s"] = round(time.time() - t0, 2)
+        prepare(self.settings, quiet=True)
+        self.out.setdefault("prepare_s", round(time.time() - t0, 2))
 
-        print(f"[{label(events)}] full build (platform_job)", flush=True)
-        result, started, ended = run_job("platform_job", settings, root / "full_build.log")
-        out["full"] = profile(settings, result, started, ended, sampler,
-                              {"ingest": rows_loaded(result), "events": event_lines - held_lines})
+    def full(self, part: str | None = None) -> None:
+        """The full build: `platform_job` in one run, or one of its FULL_PARTS."""
+        out = self.out
+        name = f"full build ({part})" if part else "full build"
+        print(f"{self.tag} {name} (platform_job)", flush=True)
+        selection = part_selection(part) if part else None
+        result, started, ended = run_job("platform_job", self.settings,
+                                         self.root / f"full_build{'_' + part if part else ''}.log", selection)
+        rows = {"ingest": rows_loaded(result), "events": out["events"] - out["held_back"]["event_lines"]}
+        out.setdefault("full_parts", {})[part or "all"] = profile(self.settings, result, started, ended,
+                                                                  self.sampler, rows)
+        done = out["full_parts"]
+        if "all" in done or all(p in done for p in FULL_PARTS):
+            out["full"] = merge_profiles([done["all"]] if "all" in done else [done[p] for p in FULL_PARTS])
 
-        print(f"[{label(events)}] engine floor (floor.sql)", flush=True)
-        floor_db = root / "floor.duckdb"
+    def floor(self) -> None:
+        print(f"{self.tag} engine floor (floor.sql)", flush=True)
+        floor_db = self.root / "floor.duckdb"
+        floor_db.unlink(missing_ok=True)
         t0 = time.time()
-        proc = subprocess.run([sys.executable, str(FLOOR), "--landing", str(settings.landing_dir), "--database",
-                               str(floor_db), "--quiet"], check=True, capture_output=True, text=True,
-                              env={**os.environ, **settings.environ()})
+        proc = subprocess.run([sys.executable, str(FLOOR), "--landing", str(self.settings.landing_dir),
+                               "--database", str(floor_db), "--quiet"], check=True, capture_output=True,
+                              text=True, env={**os.environ, **self.settings.environ()})
         t1 = time.time()
-        out["floor"] = {**json.loads(proc.stdout.strip().splitlines()[-1]),
-                        "peak_rss_gb": round(sampler.peak_gb(t0, t1), 2)}
-        out["floor_check"] = compare_with_floor(settings, floor_db)
+        self.out["floor"] = {**json.loads(proc.stdout.strip().splitlines()[-1]),
+                             "peak_rss_gb": round(self.sampler.peak_gb(t0, t1), 2)}
+        self.out["floor_check"] = compare_with_floor(self.settings, floor_db)
 
-        put_back(settings.landing_dir, last_day, root / "held_back")
-        print(f"[{label(events)}] incremental ({last_day}, daily_job)", flush=True)
-        result, started, ended = run_job("daily_job", settings, root / "incremental.log")
-        out["incremental"] = profile(settings, result, started, ended, sampler,
-                                     {"ingest": rows_loaded(result), "events": event_lines})
+    def incremental(self) -> None:
+        out = self.out
+        day = out["held_back"]["day"]
+        put_back(self.settings.landing_dir, day, self.root / "held_back")
+        print(f"{self.tag} incremental ({day}, daily_job)", flush=True)
+        result, started, ended = run_job("daily_job", self.settings, self.root / "incremental.log")
+        out["incremental"] = profile(self.settings, result, started, ended, self.sampler,
+                                     {"ingest": rows_loaded(result), "events": out["events"]})
+
+    def run(self, phases: list[str]) -> None:
+        self.sampler.start()
+        try:
+            for phase in phases:
+                if phase != "simulate":
+                    self.prepare()
+                if phase.startswith("full"):
+                    self.full(phase.partition(":")[2] or None)
+                else:
+                    getattr(self, phase)()
+        finally:
+            self.sampler.stop()
+
+    def headline(self) -> None:
+        out = self.out
+        full, incremental, floor = out["full"], out["incremental"], out["floor"]
+        out["headline"] = {
+            "events": out["events"],
+            "full_build_s": full["wall_s"],
+            "data_layer_s": full["data_layer_s"],
+            "floor_s": floor["floor_s"],
+            "floor_ratio": round(full["data_layer_s"] / floor["floor_s"], 2),
+            "incremental_s": incremental["wall_s"],
+            "incremental_share": round(incremental["wall_s"] / full["wall_s"], 3),
+            "peak_rss_gb": max(full["peak_rss_gb"], incremental["peak_rss_gb"], floor["peak_rss_gb"]),
+        }
+
+
+def new_size(events: int, seed: int, memory_limit: str | None, root: Path) -> dict:
+    limit = memory_limit or (SPILL_MEMORY_LIMIT if events >= SPILL_FROM_EVENTS else None)
+    return {"events_requested": events, "customers": customers_for(events), "days": DAYS, "seed": seed,
+            "duckdb_memory_limit": limit, "root": str(root)}
+
+
+def run_size(events: int, seed: int, keep: bool, memory_limit: str | None) -> dict:
+    """One size end to end in this process; returns its figures."""
+    root = Path(tempfile.mkdtemp(prefix=f"cxloop-scale-{label(events)}-"))
+    size = Size(root, new_size(events, seed, memory_limit, root))
+    try:
+        size.run(["simulate", "full", "floor", "incremental"])
     finally:
-        sampler.stop()
         if keep:
-            print(f"[{label(events)}] installation kept in {root}", flush=True)
+            print(f"{size.tag} installation kept in {root}", flush=True)
         else:
             shutil.rmtree(root, ignore_errors=True)
-    full, incremental, floor = out["full"], out["incremental"], out["floor"]
-    out["headline"] = {
-        "events": out["events"],
-        "full_build_s": full["wall_s"],
-        "data_layer_s": full["data_layer_s"],
-        "floor_s": floor["floor_s"],
-        "floor_ratio": round(full["data_layer_s"] / floor["floor_s"], 2),
-        "incremental_s": incremental["wall_s"],
-        "incremental_share": round(incremental["wall_s"] / full["wall_s"], 3),
-        "peak_rss_gb": max(full["peak_rss_gb"], incremental["peak_rss_gb"], floor["peak_rss_gb"]),
-    }
-    return out
+    size.headline()
+    return size.out
+
+
+def run_phase(root: Path, phase: str, events: int | None, seed: int, memory_limit: str | None) -> int:
+    """One phase of one size in the installation `root`, its figures kept in `root/scale.json` (by hand, for a
+    size that outlasts one sitting: nothing else may run on the machine during a phase)."""
+    state = root / "scale.json"
+    if phase == "simulate":
+        if events is None:
+            raise SystemExit("--phase simulate needs --events (one size)")
+        root.mkdir(parents=True, exist_ok=True)
+        out = new_size(events, seed, memory_limit, root)
+    elif not state.exists():
+        raise SystemExit(f"{state} does not exist: run --phase simulate first")
+    else:
+        out = json.loads(state.read_text())
+    size = Size(root, out)
+    size.run([phase])
+    state.write_text(json.dumps(out))
+    missing = [p for p in ("full", "floor", "incremental") if p not in out]
+    if missing:
+        print(f"{size.tag} {phase} done; still to run: {', '.join(missing)}")
+        return 0
+    size.headline()
+    state.write_text(json.dumps(out))
+    print_size(out)
+    print()
+    print(json.dumps({**out["headline"], "sizes": [out["headline"]]}))
+    return 0
 
 
 def node_name(unique_id: str) -> str:
@@ -405,13 +521,23 @@ def main() -> int:
                         help=f"DuckDB memory limit for every size (default: unset below "
                              f"{label(SPILL_FROM_EVENTS)} events, {SPILL_MEMORY_LIMIT} from there)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary installations")
+    parser.add_argument("--root", type=Path,
+                        help="by hand, for a size too long for one sitting: keep one size's installation and "
+                             "figures in this folder and run only --phase")
+    parser.add_argument("--phase", choices=PHASES,
+                        help="with --root: simulate (needs one --events), full (or its parts in order: "
+                             f"{', '.join('full:' + p for p in FULL_PARTS)}), floor, incremental")
     parser.add_argument("--one-size", type=parse_events, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.root or args.phase:
+        if not (args.root and args.phase):
+            parser.error("--root and --phase go together")
+        return run_phase(args.root, args.phase, parse_events(args.events) if "," not in args.events else None,
+                         args.seed, args.memory_limit)
     if args.one_size:
-        limit = args.memory_limit or (SPILL_MEMORY_LIMIT if args.one_size >= SPILL_FROM_EVENTS else None)
-        out = run_size(args.one_size, args.seed, args.keep, limit)
+        out = run_size(args.one_size, args.seed, args.keep, args.memory_limit)
         args.result.write_text(json.dumps(out))
         return 0
 

@@ -177,8 +177,10 @@ def release_dead_runs(instance) -> list[str]:
     return released
 
 
-def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = None, log_level: str = "WARNING"):
-    """Run a job in process against the local Dagster instance, returning the Dagster result."""
+def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = None, log_level: str = "WARNING",
+            asset_selection=None):
+    """Run a job in process against the local Dagster instance, returning the Dagster result. `asset_selection`
+    (asset keys) runs only those assets of the job, with their checks."""
     import dagster as dg
 
     os.environ.update(settings.environ())
@@ -189,6 +191,7 @@ def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = Non
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
+            asset_selection=asset_selection,
             tags={**(tags or {}), **process_tags()},
             # The full event stream is in the Dagster UI; the terminal gets warnings and the summary.
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},

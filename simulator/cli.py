@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "not with --customers (default %(default)s)")
     parser.add_argument("--workers", type=_positive, default=1,
                         help="processes simulating blocks at the same time; output is the same (default 1)")
+    parser.add_argument("--gzip-events", action="store_true",
+                        help="gzip every event file, not only every seventh day's (for shops too large for the "
+                             "disk as plain JSONL)")
     return parser
 
 
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = generate(customers=args.customers, days=args.days, seed=args.seed, out=args.out, truth=truth,
                            start_date=args.start_date, sources=args.sources, faults=not args.no_faults,
                            progress=not args.quiet, overwrite=args.overwrite,
-                           block_customers=args.block_customers, workers=args.workers)
+                           block_customers=args.block_customers, workers=args.workers,
+                           gzip_events=args.gzip_events)
     except FileExistsError as exc:
         print(f"cxloop-simulate: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from simulator.world import Period
 
 REC_ORIGINAL, REC_DUPLICATE, REC_MALFORMED = range(3)
 GZIP_EVERY = 7  # every 7th delivery day is gzipped, so ingest sees both encodings
+GZIP_ALL_LEVEL = 1  # with every file gzipped (`gzip_all`): 7.5x smaller at about 130 MB/s, level 6 is 10x at 55 MB/s
 SPLIT_EVERY = 4  # and every 4th is split into two files
 
 
@@ -114,7 +115,8 @@ def event_records(n_events: int, received_ms: np.ndarray, delivery_day: np.ndarr
 
 
 def write_events(out: Path, renderer: Renderer, times: dict[str, np.ndarray], rec: dict[str, np.ndarray],
-                 faults: EventFaults, period: Period, progress=None, tag: str = "") -> EventLines:
+                 faults: EventFaults, period: Period, progress=None, tag: str = "",
+                 gzip_all: bool = False) -> EventLines:
     total = len(rec["kind"])
     order = np.lexsort((np.arange(total), rec["key"], rec["section"], rec["day"]))
     bounds = np.searchsorted(rec["day"][order], np.arange(period.days + 1))
@@ -135,7 +137,7 @@ def write_events(out: Path, renderer: Renderer, times: dict[str, np.ndarray], re
         text[~is_event] = _malformed_text(renderer, times, faults, bad)
         parts = 2 if d % SPLIT_EVERY == SPLIT_EVERY - 2 and len(idx) >= 2 else 1
         cut = [0, len(idx) // 2, len(idx)] if parts == 2 else [0, len(idx)]
-        suffix = ".jsonl.gz" if d % GZIP_EVERY == GZIP_EVERY - 1 else ".jsonl"
+        suffix = ".jsonl.gz" if gzip_all or d % GZIP_EVERY == GZIP_EVERY - 1 else ".jsonl"
         for p in range(parts):
             rel = f"events/{date}/events_{date}_{p:02d}{tag}{suffix}"
             chunk = idx[cut[p]:cut[p + 1]]
@@ -143,7 +145,7 @@ def write_events(out: Path, renderer: Renderer, times: dict[str, np.ndarray], re
             line[chunk] = np.arange(1, len(chunk) + 1)
             data = ("\n".join(text[cut[p]:cut[p + 1]]) + "\n").encode("utf-8")
             if suffix.endswith(".gz"):
-                data = gzip.compress(data, compresslevel=6, mtime=0)
+                data = gzip.compress(data, compresslevel=GZIP_ALL_LEVEL if gzip_all else 6, mtime=0)
             _write(out / rel, data)
             written.append(rel)
     return EventLines(rec["kind"], rec["event"], rec["received_ms"], rec["day"], file, line, written)

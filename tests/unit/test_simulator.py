@@ -542,6 +542,26 @@ def test_a_shop_that_fits_one_block_is_written_as_before(runs, tmp_path):
     assert "blocks" not in summary
 
 
+def test_gzip_events_writes_every_event_file_gzipped_with_the_same_lines(runs, tmp_path):
+    """`gzip_events` changes only the events' encoding: every event file is gzipped, each holds the lines the
+    plain run wrote, the CSV sources are byte for byte the same and the truth names the gzipped files."""
+    landing, truth, summary = run(tmp_path, "gzipped", **BLOCKED, gzip_events=True)
+    plain_landing, plain_truth, plain_summary = runs["blocked"]
+    gzipped = landing_files(landing / "events")
+    assert gzipped and all(p.name.endswith(".jsonl.gz") for p in gzipped)
+
+    def unzipped_name(path: Path, root: Path) -> str:
+        return str(path.relative_to(root)).removesuffix(".gz")
+
+    plain = {unzipped_name(p, plain_landing): read_event_lines(p) for p in landing_files(plain_landing / "events")}
+    assert {unzipped_name(p, landing): read_event_lines(p) for p in gzipped} == plain
+    csv_digest = {k: v for k, v in digest(landing).items() if not k.startswith("events/")}
+    assert csv_digest == {k: v for k, v in digest(plain_landing).items() if not k.startswith("events/")}
+    files = set(pd.read_parquet(truth / "events.parquet", columns=["file"])["file"].dropna())
+    assert files and files <= {str(p.relative_to(landing)) for p in gzipped}
+    assert summary["counts"] == plain_summary["counts"]
+
+
 def test_sources_subset_writes_only_those_folders_with_the_same_bytes(runs):
     subset_landing, subset_truth, summary = runs["subset"]
     assert {p.name for p in subset_landing.iterdir()} == {"customers", "orders"}
