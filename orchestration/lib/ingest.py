@@ -330,6 +330,13 @@ def _strict_json(text: str) -> bool:
     return True
 
 
+def _remember_header(first_seen: dict[str, date], day: date, columns) -> None:
+    """Note a loaded file's header columns in `first_seen` (column -> earliest delivery date it arrived on)."""
+    for column in columns:
+        if column not in first_seen or day < first_seen[column]:
+            first_seen[column] = day
+
+
 class Ingestor:
     """Loads new landing files of each source into the warehouse; safe to run again at any time."""
 
@@ -374,7 +381,7 @@ class Ingestor:
         # A path loaded before with other bytes is a re-delivery: it is loaded again as a new version, so rows
         # the source added reach the warehouse; the rows both versions share are duplicates staging removes.
         reloads: set[str] = set()
-        headers = self._header_history(con, source)
+        first_seen = self._header_history(con, source)
         batch: list[tuple[LandedFile, str, pa.Table]] = []
         batch_rows = 0
         for landed in files:
@@ -387,12 +394,12 @@ class Ingestor:
             data = _read_bytes(landed.path)
             parsed = self._parse_events(landed, data) if source == "events" else self._parse_csv(landed, data)
             if not isinstance(parsed, tuple) and source != "events":
-                parsed = self._header_drift(landed, headers) or parsed
+                parsed = self._header_drift(landed, first_seen) or parsed
             if isinstance(parsed, tuple):
                 result.files.append(self._record_rejected(con, landed, sha, data, *parsed))
                 continue
             if source != "events":
-                headers.append((landed.delivery_date, set(self.headers[landed.rel_path])))
+                _remember_header(first_seen, landed.delivery_date, self.headers[landed.rel_path])
             batch.append((landed, sha, parsed))
             batch_rows += parsed.num_rows
             if batch_rows >= BATCH_ROWS:
@@ -403,16 +410,20 @@ class Ingestor:
         return result
 
     @staticmethod
-    def _header_history(con: duckdb.DuckDBPyConnection, source: str) -> list[tuple[date, set[str]]]:
-        """(delivery date, header columns) of the files of a CSV source loaded before."""
+    def _header_history(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, date]:
+        """The earliest delivery date on which each header column of a CSV source arrived, over the files
+        loaded before (one entry a column, so judging a file costs the same after 20,000 files as after one)."""
+        first_seen: dict[str, date] = {}
         if source == "events":
-            return []
-        return [(day, set(columns)) for day, columns in con.execute(
-            "select _delivery_date, header_columns from raw.loaded_files "
-            "where source = ? and status in ('loaded', 'reloaded') and header_columns is not null",
-            [source]).fetchall()]
+            return first_seen
+        for day, columns in con.execute(
+                "select _delivery_date, header_columns from raw.loaded_files "
+                "where source = ? and status in ('loaded', 'reloaded') and header_columns is not null",
+                [source]).fetchall():
+            _remember_header(first_seen, day, columns)
+        return first_seen
 
-    def _header_drift(self, landed: LandedFile, history: list[tuple[date, set[str]]]) -> tuple[str, str] | None:
+    def _header_drift(self, landed: LandedFile, first_seen: dict[str, date]) -> tuple[str, str] | None:
         """Rule and message when the file lacks an optional column that files delivered up to its date had.
 
         The first files of a source may lack optional columns (they load as nulls). Once a column has arrived,
@@ -421,9 +432,9 @@ class Ingestor:
         file in an old folder is judged as a rebuild from landing would judge it.
         """
         header = self.headers[landed.rel_path]
-        seen = set().union(*(columns for day, columns in history if day <= landed.delivery_date))
         spec = contract.CSV_SOURCES[landed.source]
-        missing = [c for c in spec.header_optional if c in seen and c not in header]
+        missing = [c for c in spec.header_optional
+                   if c not in header and c in first_seen and first_seen[c] <= landed.delivery_date]
         if not missing:
             return None
         names = ", ".join(f"`{c}`" for c in missing)
