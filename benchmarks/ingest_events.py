@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/ingest_events.py                   # about 1M events (5,988 customers, 365 days)
     .venv/bin/python benchmarks/ingest_events.py --customers 600   # about 100k events
+    .venv/bin/python benchmarks/ingest_events.py --source orders --customers 6000 --block-customers 100
+        # a CSV source delivered as many small files (one per block of customers and day: 17,536 here)
 
 Simulates the events source only into a temporary folder, loads it into a fresh warehouse and prints the wall
 time, rows per second, peak RSS of this process, the time spent cutting files into lines in Python
@@ -48,6 +50,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=5988)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--source", default="events", help="the source to simulate and load (default events)")
+    parser.add_argument("--block-customers", type=int, default=None,
+                        help="simulator blocks: each block writes its own file per source and day")
     args = parser.parse_args()
 
     import simulator
@@ -55,8 +60,9 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cxloop-ingest-events-"))
     try:
         started = time.perf_counter()
+        blocks = {"block_customers": args.block_customers} if args.block_customers else {}
         simulator.generate(customers=args.customers, days=args.days, seed=args.seed, out=root / "landing",
-                           truth=root / "truth", sources=["events"])
+                           truth=root / "truth", sources=[args.source], **blocks)
         simulated = time.perf_counter() - started
         settings = fresh_installation(root / "cx", "bench-key", {"CXLOOP_LANDING_DIR": str(root / "landing")})
 
@@ -79,13 +85,13 @@ def main() -> None:
 
         ingest.Ingestor._parse_events = timed_parse
         started = time.perf_counter()
-        result = ingest.Ingestor(settings).load_source("events")
+        result = ingest.Ingestor(settings).load_source(args.source)
         wall = time.perf_counter() - started
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
     lines = result.rows_loaded + result.rows_quarantined
-    print(f"events: {len(result.files)} files, {lines:,} lines ({result.rows_loaded:,} loaded, "
+    print(f"{args.source}: {len(result.files)} files, {lines:,} lines ({result.rows_loaded:,} loaded, "
           f"{result.rows_quarantined:,} quarantined); simulated in {simulated:.1f} s")
     print(f"load: {wall:.1f} s, {lines / wall:,.0f} lines/s, peak RSS {peak_rss_gb():.2f} GB; "
           f"Python line split {parse_seconds:.1f} s")
