@@ -5,10 +5,10 @@
     .venv/bin/python benchmarks/ingest_events.py --source orders --customers 6000 --block-customers 100
         # a CSV source delivered as many small files (one per block of customers and day: 17,536 here)
 
-Simulates the events source only into a temporary folder, loads it into a fresh warehouse and prints the wall
-time, rows per second, peak RSS of this process, the time spent cutting files into lines in Python
-(`_parse_events`) and the ten costliest warehouse statements (summed over the batches). The last line is a
-JSON object of the headline figures; the temporary folder is deleted once they are printed.
+Simulates one source (`--source`, events by default) into a temporary folder, loads it into a fresh warehouse
+and prints the wall time, rows per second, peak RSS of this process, the time spent cutting event files into
+lines in Python (`_parse_events`) and the ten costliest warehouse statements (summed over the batches). The last
+line is a JSON object of the headline figures; the temporary folder is deleted once they are printed.
 """
 
 from __future__ import annotations

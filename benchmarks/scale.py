@@ -261,8 +261,8 @@ def run_job(job: str, settings, log_path: Path, asset_selection=None):
 
 
 def part_selection(part: str) -> list:
-    """The asset keys of one part of `platform_job` (FULL_PARTS), in the order the job runs them: `ingest` is
-    the raw and privacy groups, `transform` the first dbt step (models, features, dbt tests), `rest` the others."""
+    """The asset keys of one part of `platform_job` (FULL_PARTS; run them in that order): `ingest` is the raw and
+    privacy groups, `transform` the first dbt step (models, features, dbt tests), `rest` the others."""
     import dagster as dg
 
     from orchestration.cli import load_definitions
@@ -324,6 +324,7 @@ class Size:
                                            else {})
         self.sampler = RssSampler()
         self.tag = f"[{label(out['events_requested'])}]"
+        self._prepared = False
 
     def simulate(self) -> None:
         out, settings = self.out, self.settings
@@ -348,11 +349,15 @@ class Size:
               f"{out['orders']:,} orders; simulated in {t1 - t0:.1f} s", flush=True)
 
     def prepare(self) -> None:
+        """`dbt parse`, once per process, before the first phase that runs a job."""
         from orchestration.cli import prepare
 
+        if self._prepared:
+            return
         t0 = time.time()
         prepare(self.settings, quiet=True)
         self.out.setdefault("prepare_s", round(time.time() - t0, 2))
+        self._prepared = True
 
     def full(self, part: str | None = None) -> None:
         """The full build: `platform_job` in one run, or one of its FULL_PARTS."""
@@ -395,7 +400,7 @@ class Size:
         self.sampler.start()
         try:
             for phase in phases:
-                if phase != "simulate":
+                if phase.startswith("full") or phase == "incremental":
                     self.prepare()
                 if phase.startswith("full"):
                     self.full(phase.partition(":")[2] or None)
@@ -455,13 +460,13 @@ def run_phase(root: Path, phase: str, events: int | None, seed: int, memory_limi
         out = json.loads(state.read_text())
     size = Size(root, out)
     size.run([phase])
-    state.write_text(json.dumps(out))
     missing = [p for p in ("full", "floor", "incremental") if p not in out]
+    if not missing:
+        size.headline()
+    state.write_text(json.dumps(out))
     if missing:
         print(f"{size.tag} {phase} done; still to run: {', '.join(missing)}")
         return 0
-    size.headline()
-    state.write_text(json.dumps(out))
     print_size(out)
     print()
     print(json.dumps({**out["headline"], "sizes": [out["headline"]]}))

@@ -276,9 +276,8 @@ def _future_limit_sql() -> str:
 
 
 # DuckDB's JSON reader accepts trailing commas, NaN and Infinity, which RFC 8259 does not. Lines that might
-# use them (a pattern search, in DuckDB) are parsed strictly in Python; the rest are left to DuckDB.
-LENIENT_JSON_RE = re.compile(rb",\s*[}\]]|NaN|Infinity")
-# The same pattern for DuckDB's RE2, whose `\s` lacks the vertical tab Python's has: both match the same lines.
+# use them (this pattern, searched in DuckDB) are parsed strictly in Python; the rest are left to DuckDB. The
+# whitespace class is spelled out: RE2's `\s` lacks the vertical tab that JSON parsers skip.
 LENIENT_JSON_SQL = r",[ \t\n\r\f\v]*[}\]]|NaN|Infinity"
 
 
@@ -793,7 +792,8 @@ class Ingestor:
 
     @staticmethod
     def _mark_lenient_json(con: duckdb.DuckDBPyConnection) -> None:
-        """`_lenient`: the staged lines that only a lenient JSON parser accepts (`LENIENT_JSON_RE`)."""
+        """`_lenient`: the staged lines that only a lenient JSON parser accepts (`LENIENT_JSON_SQL` finds
+        the candidates, a strict parse decides)."""
         candidates = con.execute(
             "select _file, _line, _raw from _records where _enc_ok and not _too_long and regexp_matches(_raw, ?)",
             [LENIENT_JSON_SQL],
