@@ -13,6 +13,12 @@ sensitive). Exception messages are scrubbed of quoted values before they are kep
 
 A table larger than memory goes through `validate_batches`: row-wise rules run batch by batch and their verdicts
 add up, and rules over a whole column (uniqueness) run once on a frame holding only their columns and the key.
+
+GX is never handed a wider frame than a rule reads: it hashes every column of a batch to name it and copies
+every column for each row condition, which on a raw events batch cost more than the rules themselves. Rules
+GX judges on the schema alone (the column names; a dtype other than `object` for a type rule) run on no rows
+of every column, once per distinct set of columns and dtypes; the others run on just their columns and those
+of their row conditions, with the same index, so samples are still taken from the whole batch.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ SAMPLE_SIZE = 5
 _PARTIAL_COUNT = 4 * SAMPLE_SIZE
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": _PARTIAL_COUNT}
 _TYPE_EXPECTATIONS = frozenset({"expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type"})
+# Table-level rules that read only the column names: GX gives the same verdict on no rows.
+_SCHEMA_EXPECTATIONS = frozenset({"expect_table_columns_to_match_set", "expect_table_columns_to_match_ordered_list",
+                                  "expect_table_column_count_to_equal", "expect_table_column_count_to_be_between"})
 # Rules whose verdict on a row depends on other rows: they need every row of their columns in one frame.
 WHOLE_COLUMN_EXPECTATIONS = frozenset({"expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"})
 _MESSAGE_LIMIT = 300
@@ -154,6 +163,7 @@ def validate_batches(read: Reader, suite: Suite) -> Outcome:
     column_rules = [rule for rule in suite.rules if rule.expectation in WHOLE_COLUMN_EXPECTATIONS]
     tallies: dict[str, _Tally] = {}
     errors: dict[str, RuleError] = {}
+    schema_verdicts: dict[Any, dict[str, Any]] = {}
     rows = 0
     columns: list[str] | None = None
     for batch in read(None):
@@ -161,7 +171,7 @@ def validate_batches(read: Reader, suite: Suite) -> Outcome:
         if columns is None:
             columns = [str(column) for column in frame.columns]
         rows += len(frame)
-        _evaluate(frame, row_rules, suite, tallies, errors)
+        _evaluate(frame, row_rules, suite, tallies, errors, schema_verdicts)
     if columns is None:
         raise ValueError(f"suite {suite.name}: the reader yielded no batch (an empty table is one empty batch)")
 
@@ -225,8 +235,11 @@ def _evaluate_columns(read: Reader, columns: list[str], rules: list[Rule], suite
 
 
 def _evaluate(frame: pd.DataFrame, rules: Sequence[Rule], suite: Suite, tallies: dict[str, _Tally],
-              errors: dict[str, RuleError]) -> None:
-    """One GX validation of the rules not yet in `errors` on `frame`, recorded into `tallies` and `errors`."""
+              errors: dict[str, RuleError], schema_verdicts: dict[Any, dict[str, Any]] | None = None) -> None:
+    """GX's verdicts on the rules not yet in `errors` on `frame`, recorded into `tallies` and `errors`.
+
+    `schema_verdicts` keeps GX's results on rules decided by the schema alone across the batches of one table.
+    """
     pending: list[Rule] = []
     expectations = []
     for rule in rules:
@@ -246,13 +259,26 @@ def _evaluate(frame: pd.DataFrame, rules: Sequence[Rule], suite: Suite, tallies:
     if not expectations:
         return
 
-    import great_expectations as gx
-
-    with _lock:
-        batch = _batch_definition_for_process().get_batch(batch_parameters={"dataframe": frame})
-        validation = batch.validate(gx.ExpectationSuite(name=suite.name, expectations=expectations),
-                                    result_format=_RESULT_FORMAT)
-    results = {result.expectation_config.meta["rule"]: result for result in validation.results}
+    # GX hashes every column of the frame it is handed and copies every column for each row condition, so each
+    # expectation goes to the narrowest frame that gives the same verdict: rules on the schema (column names, a
+    # dtype GX judges without reading values) to no rows of every column, the others to their own columns.
+    # Batches with the same columns and dtypes share those schema verdicts: GX runs them once per kind of batch.
+    on_schema = [_decided_by_schema(rule, frame) for rule in pending]
+    results: dict[str, Any] = {}
+    schema_part = [expectation for expectation, schema in zip(expectations, on_schema) if schema]
+    if schema_part:
+        key = (tuple(frame.columns), tuple(frame.dtypes),
+               tuple(rule.name for rule, schema in zip(pending, on_schema) if schema))
+        verdicts = None if schema_verdicts is None else schema_verdicts.get(key)
+        if verdicts is None:
+            verdicts = _validate_with_gx(frame.iloc[:0], schema_part, suite)
+            if schema_verdicts is not None:
+                schema_verdicts[key] = verdicts
+        results.update(verdicts)
+    value_part = [expectation for expectation, schema in zip(expectations, on_schema) if not schema]
+    if value_part:
+        narrow = _value_columns([rule for rule, schema in zip(pending, on_schema) if not schema], frame)
+        results.update(_validate_with_gx(frame if narrow is None else frame[narrow], value_part, suite))
     for rule in pending:
         result = results.get(rule.name)
         if result is None:
@@ -265,6 +291,47 @@ def _evaluate(frame: pd.DataFrame, rules: Sequence[Rule], suite: Suite, tallies:
         details = result.result or {}
         failure = None if result.success else _failure(rule, details, frame, suite)
         tallies.setdefault(rule.name, _Tally()).add(failure, details)
+
+
+def _validate_with_gx(frame: pd.DataFrame, expectations: list[Any], suite: Suite) -> dict[str, Any]:
+    """GX's result for each expectation on `frame`, by rule name."""
+    import great_expectations as gx
+
+    with _lock:
+        batch = _batch_definition_for_process().get_batch(batch_parameters={"dataframe": frame})
+        validation = batch.validate(gx.ExpectationSuite(name=suite.name, expectations=expectations),
+                                    result_format=_RESULT_FORMAT)
+    return {result.expectation_config.meta["rule"]: result for result in validation.results}
+
+
+def _decided_by_schema(rule: Rule, frame: pd.DataFrame) -> bool:
+    """Whether GX's verdict on `rule` depends only on `frame`'s column names and dtypes, not on its rows.
+
+    GX judges a type rule on the column's dtype unless the dtype is `object`, where it checks each value.
+    """
+    if rule.when or "row_condition" in rule.kwargs:
+        return False
+    if rule.expectation in _SCHEMA_EXPECTATIONS:
+        return True
+    if rule.expectation not in _TYPE_EXPECTATIONS or list(frame.columns).count(rule.columns[0]) != 1:
+        return False
+    return frame.dtypes[rule.columns[0]].type is not np.object_
+
+
+def _value_columns(rules: Sequence[Rule], frame: pd.DataFrame) -> list[Any] | None:
+    """The columns of `frame` that `rules` read, their row conditions included; None for every column.
+
+    A rule without columns (a row count, say) or with a GX row condition of its own may read anything: it gets the
+    whole frame.
+    """
+    wanted: list[Any] = []
+    for rule in rules:
+        if not rule.columns or "row_condition" in rule.kwargs:
+            return None
+        for column in (*rule.columns, *(rule.when or {})):
+            if column in frame.columns and column not in wanted:
+                wanted.append(column)
+    return wanted
 
 
 def _batch_definition_for_process() -> Any:

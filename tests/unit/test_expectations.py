@@ -17,7 +17,7 @@ import pytest
 
 from expectations import SUITES, Outcome, Rule, Suite, marts, raw, suite_for, validate, validate_batches
 from expectations.runner import _scrub
-from expectations.suite import KINDS, accepted_values, between, matches, unique
+from expectations.suite import KINDS, accepted_values, between, matches, of_kind, unique
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CANARY = "leak.canary@example.com"
@@ -644,3 +644,20 @@ def test_a_rule_that_raises_on_any_batch_is_an_error():
 
     assert not outcome.success and outcome.severity == "error"
     assert [error.rule for error in outcome.errors] == ["t.amount.range"] and not outcome.failures
+
+
+def test_type_rules_follow_the_dtypes_of_each_batch():
+    # GX judges a typed column by its dtype once per kind of batch, and an `object` column value by value.
+    suite = Suite("t", (of_kind("t", "amount", "number"), of_kind("t", "code", "string"), between("t", "amount", 0)),
+                  key=("id",))
+    typed = pd.DataFrame({"id": [1, 2], "amount": [5.0, 7.0], "code": ["a", "b"]})
+    slipped = pd.DataFrame({"id": [3, 4], "amount": pd.Series(["5", None], dtype="str"),
+                            "code": pd.Series([None, 4], dtype=object)})
+
+    outcome = validate_batches(lambda columns: [typed, typed, slipped, typed], suite)
+
+    assert outcome.rows == 8
+    assert [(f.rule, f.unexpected_count, f.sample) for f in outcome.failures] == [
+        ("t.amount.type", None, ["str"]),
+        ("t.code.type", 1, [{"id": 4, "code": 4, "code:type": "int"}])]
+    assert [e.rule for e in outcome.errors] == ["t.amount.range"]
