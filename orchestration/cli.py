@@ -178,14 +178,20 @@ def release_dead_runs(instance) -> list[str]:
 
 
 def execute(job_name: str, settings: Settings, tags: dict[str, str] | None = None, log_level: str = "WARNING",
-            asset_selection=None):
+            asset_selection=None, asset_check_selection=None):
     """Run a job in process against the local Dagster instance, returning the Dagster result. `asset_selection`
-    (asset keys) runs only those assets of the job, with their checks."""
+    (asset keys) runs only those assets of the job, with their checks, or with just the checks of
+    `asset_check_selection` (check keys; empty for none) when that is given."""
     import dagster as dg
 
     os.environ.update(settings.environ())
     definitions = load_definitions()
     job = definitions.resolve_job_def(job_name)
+    if asset_check_selection is not None:
+        if not asset_selection:
+            raise ValueError("asset_check_selection needs an asset_selection")
+        job = job.get_subset(asset_selection=set(asset_selection), asset_check_selection=set(asset_check_selection))
+        asset_selection = None
     with dg.DagsterInstance.get() as instance:
         release_dead_runs(instance)
         result = job.execute_in_process(

@@ -102,3 +102,29 @@ def test_mart_check_in_batches_counts_every_batch_and_duplicates_across_them(cx,
     assert sorted(item["conversion_rate"] for item in rate["sample"]) == [1.5, 1.5, 1.5]
     duplicate = next(f for rule, f in failures.items() if "unique" in rule)
     assert duplicate["unexpected_count"] == 2
+
+
+def test_selected_assets_run_with_their_checks_unless_told_otherwise(cx, dbt_manifest):
+    from orchestration.cli import execute
+    from tests.integration.test_ingest import land
+
+    land(cx.landing_dir, "tickets", "2026-01-02", "t.csv",
+         "ticket_id,customer_id,created_at,channel,category,subject,body,status,resolved_at,csat\n"
+         "T1,C1,2026-01-01T10:00:00Z,email,refund,Refund please,write to me,open,,5\n")
+    tickets = dg.AssetKey(["raw", "tickets"])
+
+    unchecked = execute("platform_job", cx, asset_selection=[tickets], asset_check_selection=())
+    checked = execute("platform_job", cx, asset_selection=[tickets])
+
+    for result in (unchecked, checked):
+        assert result.success
+        assert [e.asset_key for e in result.get_asset_materialization_events()] == [tickets]
+    assert [e.asset_check_evaluation_data.check_name for e in unchecked.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"] == []
+    assert [(e.asset_check_evaluation_data.check_name, e.asset_check_evaluation_data.passed)
+            for e in checked.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"] == [
+        ("raw_tickets_meets_expectations", True)]
+    with connect(cx, read_only=True) as con:
+        assert con.execute("select count(*) from raw.tickets").fetchone()[0] == 1
+    with pytest.raises(ValueError, match="needs an asset_selection"):
+        execute("platform_job", cx, asset_check_selection=())
