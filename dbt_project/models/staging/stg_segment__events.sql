@@ -1,8 +1,43 @@
 with
 
+-- A message delivered more than once (a small share of them) is kept from its first delivery. Only those messages go
+-- through the window: ranking every row would sort the whole table, every column of it, which at 100M events
+-- spilled more than 49 GB to disk. The other rows pass through on a narrow lookup of the repeated ids.
+repeated_ids as (
+
+    select message_id
+    from {{ source('raw', 'events') }}
+    where message_id is not null
+        and received_at is not null
+    group by message_id
+    having count(*) > 1
+
+),
+
 source as (
 
-    select * from {{ source('raw', 'events') }}
+    select
+        *,
+        1 as delivery_rank
+
+    from {{ source('raw', 'events') }}
+    where message_id is not null
+        and received_at is not null
+        and message_id not in (select message_id from repeated_ids)
+
+    union all
+
+    select
+        *,
+        row_number() over (
+            partition by message_id
+            order by received_at, _delivery_date, _file, _line, _loaded_at
+        ) as delivery_rank
+
+    from {{ source('raw', 'events') }}
+    where message_id is not null
+        and received_at is not null
+        and message_id in (select message_id from repeated_ids)
 
 ),
 
@@ -48,21 +83,7 @@ renamed as (
         cast(_loaded_at as {{ dbt.type_timestamp() }}) as _loaded_at
 
     from source
-    where message_id is not null
-        and received_at is not null
-
-),
-
-deliveries as (
-
-    select
-        *,
-        row_number() over (
-            partition by message_id
-            order by received_at, _delivery_date, _file, _line, _loaded_at
-        ) as delivery_rank
-
-    from renamed
+    where delivery_rank = 1
 
 ),
 
@@ -73,8 +94,7 @@ corrected as (
         {{ cxloop_send_delay_ms('device_ts', 'sent_at') }} as send_delay_ms,
         {{ cxloop_event_at('received_at', 'sent_at', 'device_ts') }} as event_at
 
-    from deliveries
-    where delivery_rank = 1
+    from renamed
 
 )
 
