@@ -231,11 +231,11 @@ def _evaluate_columns(read: Reader, columns: list[str], rules: list[Rule], suite
         missing = [column for column in rule.columns if column not in columns]
         if missing:
             errors[rule.name] = _error(rule, f"missing column {', '.join(map(repr, missing))}", columns)
-    _evaluate(frame, rules, suite, tallies, errors)
+    _evaluate(frame, rules, suite, tallies, errors, {})
 
 
 def _evaluate(frame: pd.DataFrame, rules: Sequence[Rule], suite: Suite, tallies: dict[str, _Tally],
-              errors: dict[str, RuleError], schema_verdicts: dict[Any, dict[str, Any]] | None = None) -> None:
+              errors: dict[str, RuleError], schema_verdicts: dict[Any, dict[str, Any]]) -> None:
     """GX's verdicts on the rules not yet in `errors` on `frame`, recorded into `tallies` and `errors`.
 
     `schema_verdicts` keeps GX's results on rules decided by the schema alone across the batches of one table.
@@ -263,22 +263,20 @@ def _evaluate(frame: pd.DataFrame, rules: Sequence[Rule], suite: Suite, tallies:
     # expectation goes to the narrowest frame that gives the same verdict: rules on the schema (column names, a
     # dtype GX judges without reading values) to no rows of every column, the others to their own columns.
     # Batches with the same columns and dtypes share those schema verdicts: GX runs them once per kind of batch.
-    on_schema = [_decided_by_schema(rule, frame) for rule in pending]
+    on_schema: list[tuple[Rule, Any]] = []
+    on_values: list[tuple[Rule, Any]] = []
+    for rule, expectation in zip(pending, expectations):
+        (on_schema if _decided_by_schema(rule, frame) else on_values).append((rule, expectation))
     results: dict[str, Any] = {}
-    schema_part = [expectation for expectation, schema in zip(expectations, on_schema) if schema]
-    if schema_part:
-        key = (tuple(frame.columns), tuple(frame.dtypes),
-               tuple(rule.name for rule, schema in zip(pending, on_schema) if schema))
-        verdicts = None if schema_verdicts is None else schema_verdicts.get(key)
-        if verdicts is None:
-            verdicts = _validate_with_gx(frame.iloc[:0], schema_part, suite)
-            if schema_verdicts is not None:
-                schema_verdicts[key] = verdicts
-        results.update(verdicts)
-    value_part = [expectation for expectation, schema in zip(expectations, on_schema) if not schema]
-    if value_part:
-        narrow = _value_columns([rule for rule, schema in zip(pending, on_schema) if not schema], frame)
-        results.update(_validate_with_gx(frame if narrow is None else frame[narrow], value_part, suite))
+    if on_schema:
+        key = (tuple(frame.columns), tuple(frame.dtypes), tuple(rule.name for rule, _ in on_schema))
+        if key not in schema_verdicts:
+            schema_verdicts[key] = _validate_with_gx(frame.iloc[:0], [e for _, e in on_schema], suite)
+        results.update(schema_verdicts[key])
+    if on_values:
+        narrow = _value_columns([rule for rule, _ in on_values], frame)
+        results.update(_validate_with_gx(frame if narrow is None else frame[narrow], [e for _, e in on_values],
+                                         suite))
     for rule in pending:
         result = results.get(rule.name)
         if result is None:
