@@ -1,10 +1,7 @@
+-- Each part reads `int_sessions_sessionized` itself, for its own columns: a shared import CTE would be materialized
+-- with the columns of all of them (DuckDB materializes a CTE read more than once), every event of the year.
+
 with
-
-events as (
-
-    select * from {{ ref('int_sessions_sessionized') }}
-
-),
 
 currency_rates as (
 
@@ -24,7 +21,7 @@ session_events as (
         sum(case when event_type in ('page', 'screen') then 1 else 0 end) as page_views,
         max(case when event_name = 'Order Completed' then 1 else 0 end) as has_order_completed
 
-    from events
+    from {{ ref('int_sessions_sessionized') }}
     group by session_id
 
 ),
@@ -40,7 +37,7 @@ first_events as (
         campaign_name,
         device_type
 
-    from events
+    from {{ ref('int_sessions_sessionized') }}
     where event_index = 1
 
 ),
@@ -56,7 +53,7 @@ landings as (
             session_id,
             page_path,
             row_number() over (partition by session_id order by event_at, message_id) as page_rank
-        from events
+        from {{ ref('int_sessions_sessionized') }}
         where page_path is not null
     ) as ranked_pages
     where page_rank = 1
@@ -79,7 +76,7 @@ completed_orders as (
                 partition by events.order_id
                 order by events.event_at, events.message_id
             ) as order_event_rank
-        from events
+        from {{ ref('int_sessions_sessionized') }} as events
         left join currency_rates
             on coalesce(events.currency, 'USD') = currency_rates.currency
         where events.event_name = 'Order Completed'
