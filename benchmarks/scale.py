@@ -264,7 +264,8 @@ def run_job(job: str, settings, log_path: Path, asset_selection=None, checks: bo
 
 def part_selection(part: str) -> list:
     """The asset keys of one part of `platform_job` (FULL_PARTS; run them in that order): `ingest` is the raw and
-    privacy groups, `transform` the first dbt step (models, features, dbt tests), `rest` the others."""
+    privacy groups, `transform` the first dbt step (models, features, dbt tests) with the other assets it reads
+    (the text scores), `rest` the others."""
     import dagster as dg
 
     from orchestration.cli import load_definitions
@@ -272,7 +273,8 @@ def part_selection(part: str) -> list:
     graph = load_definitions().resolve_asset_graph()
     every = dg.AssetSelection.all().resolve(graph)
     ingest = dg.AssetSelection.groups("raw", "privacy").resolve(graph)
-    transform = {key for key in every if graph.get(key).assets_def.node_def.name == "cxloop_dbt_models"}
+    models = {key for key in every if graph.get(key).assets_def.node_def.name == "cxloop_dbt_models"}
+    transform = dg.AssetSelection.assets(*models).upstream().resolve(graph) - ingest
     parts = {"ingest": ingest, "transform": transform, "rest": every - ingest - transform}
     return sorted(parts[part])
 
