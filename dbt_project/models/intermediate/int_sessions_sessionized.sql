@@ -5,7 +5,8 @@
 {{ config(materialized='table') }}
 
 -- The windows sort each visitor's events. They run on three narrow columns and the others join back by
--- `message_id`: sorting every column of 100M events spilled more than 38 GB to disk.
+-- `message_id`: sorting every column of 100M events spilled more than 38 GiB to disk. `event_times` and `events`
+-- each read the stitched events: one CTE read by both would be materialized whole by DuckDB.
 
 with
 
